@@ -1,0 +1,135 @@
+"""Reads about identity: credentials, memberships, tokens."""
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from accounts.models import (
+    ALL_SCOPES,
+    LegacyToken,
+    Membership,
+    OrganizationTokenSettings,
+    PersonalAccessToken,
+    User,
+)
+from accounts.tokens import ACCESS, TokenError, decode_jwt, hash_secret, looks_like_jwt
+from tenants.models import Organization
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who an API token speaks for: one user in one organization, with scopes."""
+
+    kind: str  # "legacy" | "jwt"
+    user: User
+    organization: Organization
+    scopes: frozenset[str] = field(default_factory=lambda: frozenset(ALL_SCOPES))
+    token_id: int | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def token_settings_get(*, organization: Organization) -> OrganizationTokenSettings:
+    settings_row = getattr(organization, "_token_settings_cache", None)
+    if settings_row is None:
+        settings_row, _ = OrganizationTokenSettings.objects.get_or_create(organization=organization)
+    return settings_row
+
+
+def _check_holder(*, user: User, organization: Organization) -> None:
+    if not user.is_active or user.deleted_at is not None:
+        raise TokenError("The user of this token is deactivated.")
+    if organization.deleted_at is not None:
+        raise TokenError("The organization of this token has been deleted.")
+
+
+def credential_from_authorization(header: str) -> Credential | None:
+    """Parse `Authorization: Token <key>` or `Bearer <jwt access token>`.
+
+    Returns None when the header names no scheme we handle; raises TokenError for a credential
+    that is present but unusable (unknown, malformed, expired, blacklisted, disabled).
+    """
+    scheme, _, value = header.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme not in {"token", "bearer"}:
+        return None
+    if not value:
+        raise TokenError("Authorization header has no token.")
+    if scheme == "bearer" or looks_like_jwt(value):
+        return _credential_from_access_token(value)
+    return _credential_from_legacy_key(value)
+
+
+def _credential_from_legacy_key(key: str) -> Credential:
+    token = (
+        LegacyToken.objects.select_related("user", "organization", "organization__token_settings")
+        .filter(key_hash=hash_secret(key))
+        .first()
+    )
+    if token is None:
+        raise TokenError("Invalid token.")
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        raise TokenError("Token has expired.")
+    _check_holder(user=token.user, organization=token.organization)
+    if not _settings_of(token.organization).legacy_api_tokens_enabled:
+        raise TokenError("Legacy API tokens are disabled for this organization; use a personal access token.")
+    return Credential(
+        kind="legacy", user=token.user, organization=token.organization,
+        scopes=frozenset(token.scopes or ALL_SCOPES), token_id=token.id,
+    )
+
+
+def _credential_from_access_token(value: str) -> Credential:
+    claims = decode_jwt(value, expected_type=ACCESS)
+    pat = personal_access_token_get_usable(jti=claims.jti)
+    if pat.user_id != claims.user_id or pat.organization_id != claims.organization_id:
+        raise TokenError("Token is invalid or malformed.")
+    return Credential(
+        kind="jwt", user=pat.user, organization=pat.organization,
+        scopes=frozenset(claims.scopes) & frozenset(pat.scopes), token_id=pat.id,
+    )
+
+
+def personal_access_token_get_usable(*, jti: str) -> PersonalAccessToken:
+    """The PAT behind a refresh or access token, if it may still be used."""
+    pat = (
+        PersonalAccessToken.objects.select_related("user", "organization", "organization__token_settings")
+        .filter(jti=jti)
+        .first()
+    )
+    if pat is None:
+        raise TokenError("Token is invalid or malformed.")
+    if pat.blacklisted_at is not None:
+        raise TokenError("Token is blacklisted.")
+    if pat.expires_at <= timezone.now():
+        raise TokenError("Token has expired.")
+    _check_holder(user=pat.user, organization=pat.organization)
+    if not _settings_of(pat.organization).api_tokens_enabled:
+        raise TokenError("Personal access tokens are disabled for this organization.")
+    return pat
+
+
+def _settings_of(organization: Organization) -> OrganizationTokenSettings:
+    try:
+        return organization.token_settings
+    except OrganizationTokenSettings.DoesNotExist:
+        return OrganizationTokenSettings(organization=organization)
+
+
+def membership_get(*, user: User, organization: Organization) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, organization=organization).first()
+
+
+def memberships_of_user(*, user: User):
+    return (
+        Membership.objects.filter(user=user, organization__deleted_at__isnull=True)
+        .select_related("organization")
+        .order_by("organization__title", "organization_id")
+    )
+
+
+def personal_access_tokens_of(*, user: User, organization: Organization):
+    return PersonalAccessToken.objects.filter(user=user, organization=organization)

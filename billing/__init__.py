@@ -1,0 +1,1 @@
+"""Plans, limits and Stripe (public schema). Filled by the billing issue."""

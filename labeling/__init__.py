@@ -1,0 +1,1 @@
+"""Projects, tasks, annotations, imports and exports (tenant schema). Filled by the labeling-core issue."""

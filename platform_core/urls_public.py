@@ -1,0 +1,22 @@
+"""URLconf of the public schema: landing, signup, login, organization chooser, token exchange."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from accounts import views as account_views
+from accounts.urls import public_api_urlpatterns
+from platform_core import api
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("signup/", account_views.signup_view, name="signup"),
+    path("accounts/signup/", account_views.signup_view),
+    path("organizations/new/", account_views.organization_new, name="organization-new"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("health", api.health),
+    path("api/version/", api.VersionApi.as_view()),
+    path("api/version", api.VersionApi.as_view()),
+    path("api/", include(public_api_urlpatterns)),
+    re_path(r"^(api|scim)/", api.api_unauthenticated),
+]

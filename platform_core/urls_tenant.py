@@ -1,0 +1,16 @@
+"""URLconf of an organization (served under /o/<slug>/ and for credential-routed /api/ calls)."""
+
+from django.urls import include, path, re_path
+
+from accounts import views as account_views
+from accounts.urls import api_urlpatterns as account_api
+from platform_core import api
+
+urlpatterns = [
+    path("", account_views.organization_home, name="organization-home"),
+    path("health", api.health),
+    path("api/version/", api.VersionApi.as_view()),
+    path("api/version", api.VersionApi.as_view()),
+    path("api/", include(account_api)),
+    re_path(r"^(api|scim)/", api.api_not_found),
+]

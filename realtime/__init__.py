@@ -1,0 +1,1 @@
+"""Channels routing, consumers and event publishing. Filled by the realtime issue."""

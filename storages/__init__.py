@@ -1,0 +1,1 @@
+"""Import/export cloud storage connections (tenant schema). Filled by the cloud-storages issue."""

@@ -1,0 +1,94 @@
+"""Which organization a request is for: the three routing rules of ARCHITECTURE.md.
+
+One function, `resolve`, used by the HTTP middleware and (later) the ASGI websocket middleware:
+1. `/o/<slug>/...`: that organization; the prefix is stripped.
+2. `/api/...`, `/scim/...`, `/ws/...`: the organization of the credential, else the session's
+   active organization.
+3. Anything else: the public schema.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.utils.module_loading import import_string
+
+from accounts.selectors import Credential, credential_from_authorization
+from accounts.tokens import TokenError
+from tenants.models import Organization
+
+ORG_PREFIX = "/o/"
+CREDENTIAL_ROUTED_PREFIXES = ("/api/", "/scim/", "/ws/")
+SESSION_ORGANIZATION_KEY = "active_organization_id"
+
+
+class RoutingError(Exception):
+    status = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnknownOrganization(RoutingError):
+    status = 404
+
+
+class BadCredential(RoutingError):
+    status = 401
+
+
+class ForeignCredential(RoutingError):
+    status = 403
+
+
+@dataclass(frozen=True)
+class Resolution:
+    organization: Organization | None
+    path_info: str  # the path the URLconf sees (prefix stripped)
+    script_prefix: str  # prefix for reverse(): "/o/<slug>/" or "/"
+    credential: Credential | None = None
+    by: str = "public"  # "path" | "credential" | "session" | "public"
+
+
+def _session_organization_id(session_key: str | None) -> int | None:
+    if not session_key:
+        return None
+    store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key)
+    if not store.get("_auth_user_id"):
+        return None
+    return store.get(SESSION_ORGANIZATION_KEY)
+
+
+def resolve(*, path: str, authorization: str | None, session_key: str | None) -> Resolution:
+    """Resolve a request path plus its credentials. Raises a RoutingError subclass to refuse."""
+    credential = None
+    if authorization:
+        try:
+            credential = credential_from_authorization(authorization)
+        except TokenError as exc:
+            raise BadCredential(str(exc)) from exc
+
+    if path.startswith(ORG_PREFIX):
+        slug, _, rest = path[len(ORG_PREFIX):].partition("/")
+        rest = "/" + rest
+        if slug == "api":
+            # `urljoin("http://host/o/<slug>", "api/...")` drops the slug: treat as rule 2.
+            path = "/api" + rest
+        else:
+            organization = Organization.objects.filter(slug=slug, deleted_at__isnull=True).first()
+            if organization is None:
+                raise UnknownOrganization(f"No organization '{slug}'.")
+            if credential is not None and credential.organization.pk != organization.pk:
+                raise ForeignCredential("This token belongs to another organization.")
+            return Resolution(organization, rest, f"{ORG_PREFIX}{slug}/", credential, "path")
+
+    if path.startswith(CREDENTIAL_ROUTED_PREFIXES):
+        if credential is not None:
+            return Resolution(credential.organization, path, "/", credential, "credential")
+        organization_id = _session_organization_id(session_key)
+        if organization_id is not None:
+            organization = Organization.objects.filter(pk=organization_id, deleted_at__isnull=True).first()
+            if organization is not None:
+                return Resolution(organization, path, "/", None, "session")
+    return Resolution(None, path, "/", credential, "public")

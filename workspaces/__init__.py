@@ -1,0 +1,1 @@
+"""Workspaces and workspace memberships (tenant schema). Filled by the organization-administration issue."""
