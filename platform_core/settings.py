@@ -119,6 +119,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Enqueueing happens in request paths (after commit): fail fast rather than hang on a dead broker.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE = {
     "refill-warm-schema-pool": {"task": "tenants.refill_warm_pool", "schedule": 60.0},
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},

@@ -50,11 +50,11 @@ class TenantRoutingMiddleware:
         request.credential = resolution.credential
         request.routed_by = resolution.by
         request.membership = None
+        request.path_info = resolution.path_info
         if resolution.organization is not None:
             connection.set_tenant(resolution.organization)
             request.tenant = resolution.organization
             request.urlconf = settings.ROOT_URLCONF
-            request.path_info = resolution.path_info
             if resolution.script_prefix != "/":
                 set_script_prefix(original_prefix.rstrip("/") + resolution.script_prefix)
         else:

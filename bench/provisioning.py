@@ -1,0 +1,124 @@
+"""Benchmark: how long `organization_create` takes, and whether that grows with the organization count.
+
+Signup latency is the time to provision an organization. In production Celery keeps the warm pool
+full, so provisioning is "rename a pre-migrated pool schema + insert one row", which should cost
+the same for the 10th organization as for the 10,000th. This script measures exactly that:
+
+* warm path: provisions N organizations in batches; before each batch the pool is refilled
+  (untimed) so every timed `organization_create` takes a pool schema. It reports p50/p95 wall time
+  over the first 10 organizations ("at 10"), over the last 10% ("at N"), their p95 ratio (a
+  ratio well above 1 means provisioning degrades as tenants accumulate), and a per-decile table.
+* fallback path: ~10 more organizations with an empty pool, i.e. cloning the template schema,
+  which is what signups pay when the pool runs dry.
+
+It never touches the database named in DATABASE_URL: it creates a throwaway database
+`scriptorium_bench_<pid>` on the same server, migrates it with `migrate_schemas`, and drops it at
+the end, also on error or Ctrl-C.
+
+Usage: python bench/provisioning.py [--orgs N] [--database-url URL]   (or `make bench`)
+"""
+
+import argparse
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+BATCH = 10  # organizations per refill, like the default TENANT_WARM_POOL_SIZE
+FALLBACK_ORGS = 10
+
+
+def with_database(url: str, name: str) -> str:
+    return urlsplit(url)._replace(path="/" + name).geturl()
+
+
+def pcts(samples: list[float]) -> tuple[float, float]:
+    """(p50, p95) in ms."""
+    ms = [s * 1000 for s in samples]
+    return statistics.median(ms), statistics.quantiles(ms, n=20, method="inclusive")[-1]
+
+
+def run(n_orgs: int) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tenants import services
+    from tenants.models import WarmSchema
+
+    call_command("migrate_schemas", interactive=False, verbosity=0)
+
+    def create(i: int) -> float:
+        start = time.perf_counter()
+        services.organization_create(title=f"Bench Org {i}", slug=f"bench-{i}")
+        return time.perf_counter() - start
+
+    warm: list[float] = []
+    while len(warm) < n_orgs:
+        batch = min(BATCH, n_orgs - len(warm))
+        connection.set_schema_to_public()
+        services.warm_pool_refill(target_size=batch)  # untimed, as Celery would do between signups
+        warm += [create(len(warm) + k + 1) for k in range(batch)]
+        assert not WarmSchema.objects.exists(), "pool not drained: some organizations did not take a pool schema"
+
+    fallback = [create(n_orgs + k + 1) for k in range(FALLBACK_ORGS)]  # the pool stays empty: clones
+
+    tail = warm[-max(1, n_orgs // 10):]
+    step = max(1, n_orgs // 10)
+    print(f"\n{'organizations':<28}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    for lo in range(0, n_orgs, step):
+        chunk = warm[lo:lo + step]
+        p50, p95 = pcts(chunk)
+        print(f"{f'warm  #{lo + 1}-{lo + len(chunk)}':<28}{p50:>9.1f}{p95:>9.1f}{max(chunk) * 1000:>9.1f}")
+    (h50, h95), (t50, t95), (f50, f95) = pcts(warm[:10]), pcts(tail), pcts(fallback)
+    print("-" * 55)
+    print(f"{'warm  at 10':<28}{h50:>9.1f}{h95:>9.1f}{max(warm[:10]) * 1000:>9.1f}")
+    print(f"{f'warm  at {n_orgs}':<28}{t50:>9.1f}{t95:>9.1f}{max(tail) * 1000:>9.1f}")
+    print(f"{'fallback (template clone)':<28}{f50:>9.1f}{f95:>9.1f}{max(fallback) * 1000:>9.1f}")
+    print(f"\nprovisioning p95 at {n_orgs} orgs: {t95:.1f} ms (at 10: {h95:.1f} ms, ratio {t95 / h95:.2f})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, default=200, help="organizations to provision (default 200)")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="server to use (default: $DATABASE_URL); only a throwaway database is touched")
+    args = parser.parse_args()
+    if not args.database_url:
+        parser.error("set DATABASE_URL or pass --database-url")
+    if args.orgs < 10:
+        parser.error("--orgs must be at least 10")
+
+    name = f"scriptorium_bench_{os.getpid()}"
+    admin_url = with_database(args.database_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below on `kill` too
+    try:
+        os.environ["DATABASE_URL"] = with_database(args.database_url, name)
+        os.environ["CELERY_BROKER_URL"] = "memory://localhost/"  # the on-commit refill request goes nowhere
+        os.environ["DJANGO_SETTINGS_MODULE"] = "platform_core.settings"
+        os.environ.setdefault("LOG_LEVEL", "WARNING")  # no "pool empty; cloning" line per fallback org
+        sys.path.insert(0, str(BASE_DIR))
+        import django
+
+        django.setup()
+        print(f"benchmark database {name}; provisioning {args.orgs} organizations (+{FALLBACK_ORGS} clones)")
+        run(args.orgs)
+    finally:
+        if "django.db" in sys.modules:
+            sys.modules["django.db"].connections.close_all()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        print(f"dropped {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Shared test fixtures.
+
+Organizations are provisioned once per session (schemas are DDL, and slow next to a test); every
+test then runs inside a transaction that is rolled back. `world` holds org A (owner, annotator)
+and org B (owner) with their tokens. Tests that need a real server use `live_server_url`, a
+daphne process on the test database.
+
+With CI=true a missing service (Redis, Chromium) fails the test instead of skipping it.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "S3cure-Enough-Passw0rd"
+
+
+def service_missing(reason: str):
+    """Skip on a laptop; fail loudly in CI, where every service must be present."""
+    if IN_CI:
+        pytest.fail(f"CI=true and a required service is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class Member:
+    user: object
+    legacy_key: str
+    pat: str
+
+
+@dataclass
+class World:
+    org_a: object
+    org_b: object
+    owner_a: Member
+    annotator_a: Member
+    owner_b: Member
+
+
+def _member(*, email: str, organization, role: str) -> Member:
+    from accounts import services
+    from accounts.models import User
+
+    user = User.objects.filter(email=email).first() or services.user_create(email=email, password=PASSWORD)
+    services.membership_set(user=user, organization=organization, role=role)
+    key = services.legacy_token_issue(user=user, organization=organization)
+    _, pat = services.personal_access_token_create(user=user, organization=organization)
+    return Member(user=user, legacy_key=key, pat=pat)
+
+
+@pytest.fixture(scope="session")
+def world(django_db_setup, django_db_blocker) -> World:
+    from accounts import services
+    from accounts.models import Role
+    from tenants.services import warm_pool_refill
+
+    with django_db_blocker.unblock():
+        warm_pool_refill(target_size=2)
+        owner_a_user = services.user_create(email="owner@a.test", password=PASSWORD, first_name="Ada")
+        org_a = services.organization_create_with_owner(user=owner_a_user, title="Org A", slug="org-a")
+        owner_b_user = services.user_create(email="owner@b.test", password=PASSWORD, first_name="Bea")
+        org_b = services.organization_create_with_owner(user=owner_b_user, title="Org B", slug="org-b")
+        return World(
+            org_a=org_a,
+            org_b=org_b,
+            owner_a=_member(email="owner@a.test", organization=org_a, role=Role.OWNER),
+            annotator_a=_member(email="annotator@a.test", organization=org_a, role=Role.ANNOTATOR),
+            owner_b=_member(email="owner@b.test", organization=org_b, role=Role.OWNER),
+        )
+
+
+@pytest.fixture
+def api(client):
+    """Django test client with helpers for token auth."""
+
+    class Api:
+        def __init__(self, client):
+            self.client = client
+
+        def call(self, method: str, path: str, *, token: str | None = None, bearer: str | None = None,
+                 json=None):
+            headers = {}
+            if token:
+                headers["Authorization"] = f"Token {token}"
+            if bearer:
+                headers["Authorization"] = f"Bearer {bearer}"
+            kwargs = {"headers": headers}
+            if json is not None:
+                kwargs.update(data=json, content_type="application/json")
+            return getattr(self.client, method.lower())(path, **kwargs)
+
+        def access_for(self, pat: str) -> str:
+            response = self.call("post", "/api/token/refresh/", json={"refresh": pat})
+            assert response.status_code == 200, response.content
+            return response.json()["access"]
+
+    return Api(client)
+
+
+# --- real peers --------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _database_url_of(settings_dict: dict) -> str:
+    host = settings_dict.get("HOST") or settings_dict.get("OPTIONS", {}).get("host") or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict.get("PASSWORD") else ""
+    return f"postgres://{settings_dict['USER']}{password}@{quote(host, safe='')}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def live_server_url(world, django_db_blocker) -> str:
+    """daphne serving the test database, as `make run` serves the real one."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        url = _database_url_of(connection.settings_dict)
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "platform_core.settings"}
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform_core.asgi:application"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    import urllib.request
+
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310 - loopback
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not start: {server.stderr.read().decode()[-2000:]}") from None
+            time.sleep(0.2)
+    yield base
+    server.terminate()
+    server.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {url} does not answer ({exc})")
+    return url
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        service_missing("Debian's chromium is not installed (make test installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-gpu"],
+        )
+        yield browser
+        browser.close()
