@@ -17,7 +17,7 @@ from accounts.serializers import (
     UserUpdateSerializer,
     user_payload,
 )
-from accounts.tokens import TokenError
+from accounts.tokens import ForeignTokenError, TokenError
 from platform_core.api import validation_error_response
 
 
@@ -120,6 +120,8 @@ class TokenRefreshApi(APIView):
                 refresh=serializer.validated_data["refresh"],
                 organization=_path_organization(request),
             )
+        except ForeignTokenError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
         except TokenError as exc:
             return Response({"detail": str(exc), "code": "token_not_valid"}, status=status.HTTP_401_UNAUTHORIZED)
         return Response({"access": access})

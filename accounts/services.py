@@ -21,6 +21,7 @@ from accounts.selectors import Credential, personal_access_token_get_usable
 from accounts.tokens import (
     ACCESS,
     REFRESH,
+    ForeignTokenError,
     TokenError,
     decode_jwt,
     encode_jwt,
@@ -156,7 +157,7 @@ def _pat_from_refresh(*, refresh: str, organization: Organization | None) -> Per
     if pat.token_hash != hash_secret(refresh):
         raise TokenError("Token is invalid or malformed.")
     if organization is not None and pat.organization_id != organization.pk:
-        raise TokenError("This token belongs to another organization.")
+        raise ForeignTokenError("This token belongs to another organization.")
     return pat
 
 

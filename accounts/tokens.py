@@ -23,6 +23,10 @@ class TokenError(Exception):
     """A credential that cannot be accepted; the message is safe to show to the caller."""
 
 
+class ForeignTokenError(TokenError):
+    """A valid token used under another organization's URL (403, not 401)."""
+
+
 def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 

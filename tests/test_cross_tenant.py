@@ -1,0 +1,115 @@
+"""Tenant isolation: organization B's credentials never read or change organization A's data.
+
+Every route of the tenant URLconf is called with B's legacy token, B's JWT access token and B's
+browser session, against `/o/<a>/...`, with every method. Later issues extend SAMPLE_IDS with one
+of A's objects per path parameter; a route with a parameter that has no sample fails the suite, so
+no new route escapes it.
+"""
+
+import re
+
+import pytest
+from django.contrib.admindocs.views import extract_views_from_urlpatterns, simplify_regex
+from django.urls import get_resolver
+
+from accounts.models import LegacyToken, Membership, OrganizationTokenSettings, PersonalAccessToken
+
+pytestmark = pytest.mark.django_db
+
+METHODS = ("get", "post", "put", "patch", "delete")
+# Answer anyone: discovery and health (no organization data in them).
+OPEN_ROUTES = {"/", "/health", "/api/version/", "/api/version"}
+# The credential travels in the body: covered by test_body_credentials_of_b_are_refused_on_a.
+BODY_CREDENTIAL_ROUTES = {"/api/token/refresh/", "/api/token/blacklist/"}
+CATCH_ALL = re.compile(r"<var>/?$")
+
+
+def tenant_routes() -> list[str]:
+    routes = set()
+    for _view, regex, _namespace, _name in extract_views_from_urlpatterns(
+        get_resolver("platform_core.urls_tenant").url_patterns
+    ):
+        route = simplify_regex(regex)
+        if route.startswith("/<var>") or CATCH_ALL.fullmatch(route.lstrip("/")):
+            continue  # the (api|scim) catch-all 404
+        routes.add(route)
+    return sorted(routes)
+
+
+# Path parameter -> a factory returning one of A's objects' ids (filled by later issues).
+SAMPLE_IDS: dict[str, object] = {}
+
+
+def concrete(route: str) -> str:
+    def sample(match):
+        name = match.group(1)
+        assert name in SAMPLE_IDS, f"cross-tenant suite: add a sample of A's objects for <{name}> in {route}"
+        return str(SAMPLE_IDS[name]())
+
+    return re.sub(r"<(\w+)>", sample, route)
+
+
+def snapshot_of_a(world) -> tuple:
+    org = world.org_a
+    return (
+        sorted(Membership.objects.filter(organization=org).values_list("user_id", "role")),
+        sorted(LegacyToken.objects.filter(organization=org).values_list("key_hash", "scopes")),
+        sorted(PersonalAccessToken.objects.filter(organization=org).values_list("jti", "blacklisted_at")),
+        list(OrganizationTokenSettings.objects.filter(organization=org).values()),
+        sorted(type(world.owner_a.user).objects.filter(memberships__organization=org).values_list(
+            "email", "first_name", "last_name")),
+    )
+
+
+def test_the_suite_sees_the_api(world):
+    routes = tenant_routes()
+    assert "/api/current-user/whoami" in routes and "/api/token/" in routes
+
+
+def guarded_routes() -> list[str]:
+    return [route for route in tenant_routes() if route not in OPEN_ROUTES | BODY_CREDENTIAL_ROUTES]
+
+
+@pytest.mark.parametrize("route", guarded_routes())
+def test_b_credentials_cannot_touch_a(world, api, client, route):
+    path = "/o/org-a" + concrete(route)
+    before = snapshot_of_a(world)
+    b_access = api.access_for(world.owner_b.pat)
+    for method in METHODS:
+        for kind, kwargs in (("legacy", {"token": world.owner_b.legacy_key}), ("jwt", {"bearer": b_access})):
+            response = api.call(method, path, json={}, **kwargs)
+            assert response.status_code in (401, 403, 404), f"{method.upper()} {path} with B's {kind} token"
+            assert b"a.test" not in response.content
+    client.force_login(world.owner_b.user)
+    for method in METHODS:
+        response = getattr(client, method)(path)
+        assert response.status_code in (302, 401, 403, 404), f"{method.upper()} {path} with B's session"
+        assert b"a.test" not in response.content
+    assert snapshot_of_a(world) == before
+
+
+@pytest.mark.parametrize("route", [route for route in guarded_routes() if "<" not in route])
+def test_bare_routes_with_b_credentials_stay_in_b(world, api, route):
+    before = snapshot_of_a(world)
+    response = api.call("get", route, token=world.owner_b.legacy_key)
+    assert b"a.test" not in response.content
+    assert b"Org A" not in response.content
+    assert snapshot_of_a(world) == before
+
+
+def test_body_credentials_of_b_are_refused_on_a(world, api):
+    before = snapshot_of_a(world)
+    refresh = api.call("post", "/o/org-a/api/token/refresh/", json={"refresh": world.owner_b.pat})
+    assert refresh.status_code == 403
+    blacklist = api.call("post", "/o/org-a/api/token/blacklist/", json={"refresh": world.owner_b.pat})
+    assert blacklist.status_code == 404
+    assert api.call("post", "/api/token/refresh/", json={"refresh": world.owner_b.pat}).status_code == 200
+    assert snapshot_of_a(world) == before
+
+
+def test_a_pat_rotated_through_b_is_refused(world, api):
+    response = api.call(
+        "post", "/api/token/rotate/", token=world.owner_b.legacy_key, json={"refresh": world.owner_a.pat}
+    )
+    assert response.status_code == 400
+    assert api.call("post", "/api/token/refresh/", json={"refresh": world.owner_a.pat}).status_code == 200
