@@ -58,6 +58,18 @@ def _member(*, email: str, organization, role: str) -> Member:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """The test database, always: live-server tests commit through it without a django_db mark."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def world(django_db_setup, django_db_blocker) -> World:
     from accounts import services
     from accounts.models import Role
