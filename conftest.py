@@ -175,8 +175,10 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
+    """Module-scoped: Playwright's sync API keeps an event loop running, and Django refuses ORM
+    calls while one runs, so the browser must be closed before other modules' tests."""
     executable = shutil.which("chromium")
     if executable is None:
         service_missing("Debian's chromium is not installed (make test installs it as root)")

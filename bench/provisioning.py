@@ -122,6 +122,9 @@ def main() -> int:
         django.setup()
         print(f"benchmark database {name}; provisioning {args.orgs} organizations (+{FALLBACK_ORGS} clones)")
         run(args.orgs)
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
     finally:
         if "django.db" in sys.modules:
             sys.modules["django.db"].connections.close_all()
