@@ -1,6 +1,7 @@
 """Signup in the browser flow (server side), the organization chooser, and all-or-nothing creation."""
 
 import pytest
+from django.core import mail
 from django.db import connection
 
 from accounts.models import Membership, Role, User
@@ -34,6 +35,8 @@ def test_signup_creates_owner_and_organization_and_lands_on_its_page(world, clie
     page = client.get(response["Location"])
     assert page.status_code == 200
     assert "Navy Labs" in page.content.decode() and "Owner" in page.content.decode()
+    assert [message.to for message in mail.outbox] == [["grace@navy.test"]]
+    assert "/accounts/confirm-email/" in mail.outbox[0].body, "email verification link is sent"
 
 
 @pytest.mark.parametrize(
@@ -76,6 +79,18 @@ def test_person_in_several_organizations_gets_a_chooser_and_can_create_another(w
     assert "/o/org-a/" in chooser and f"/o/{second.slug}/" in chooser
 
 
-def test_login_page_renders(world, client):
-    assert client.get("/accounts/login/").status_code == 200
-    assert client.get("/accounts/password/reset/").status_code == 200
+def test_login_with_email_and_password_reset_by_email(world, client):
+    from conftest import PASSWORD
+
+    response = client.post("/accounts/login/", {"login": "owner@a.test", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 302  # logged in: straight to the only organization
+    client.post("/accounts/logout/")
+    response = client.post("/accounts/login/", {"login": "owner@a.test", "password": "wrong-password"})
+    assert response.status_code == 200
+    assert "not correct" in response.content.decode()
+
+    response = client.post("/accounts/password/reset/", {"email": "owner@a.test"})
+    assert response.status_code == 302
+    assert mail.outbox[-1].to == ["owner@a.test"]
+    assert "/accounts/password/reset/key/" in mail.outbox[-1].body
