@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.models import LegacyToken, OrganizationTokenSettings, PersonalAccessToken, Scope
+from accounts.models import LegacyToken, PersonalAccessToken, Scope
 from accounts.permissions import AdminRoleAndScope
 from accounts.serializers import (
     JwtSettingsSerializer,
@@ -166,9 +166,7 @@ class JwtSettingsApi(APIView):
     permission_classes = [AdminRoleAndScope]
 
     def get(self, request):
-        token_settings, _ = OrganizationTokenSettings.objects.get_or_create(
-            organization=request._request.organization
-        )
+        token_settings = selectors.token_settings_of(organization=request._request.organization)
         return Response(JwtSettingsSerializer(token_settings).data)
 
     def post(self, request):

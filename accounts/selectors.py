@@ -30,13 +30,6 @@ class Credential:
         return scope in self.scopes
 
 
-def token_settings_get(*, organization: Organization) -> OrganizationTokenSettings:
-    settings_row = getattr(organization, "_token_settings_cache", None)
-    if settings_row is None:
-        settings_row, _ = OrganizationTokenSettings.objects.get_or_create(organization=organization)
-    return settings_row
-
-
 def _check_holder(*, user: User, organization: Organization) -> None:
     if not user.is_active or user.deleted_at is not None:
         raise TokenError("The user of this token is deactivated.")
@@ -72,7 +65,7 @@ def _credential_from_legacy_key(key: str) -> Credential:
     if token.expires_at is not None and token.expires_at <= timezone.now():
         raise TokenError("Token has expired.")
     _check_holder(user=token.user, organization=token.organization)
-    if not _settings_of(token.organization).legacy_api_tokens_enabled:
+    if not token_settings_of(organization=token.organization).legacy_api_tokens_enabled:
         raise TokenError("Legacy API tokens are disabled for this organization; use a personal access token.")
     return Credential(
         kind="legacy", user=token.user, organization=token.organization,
@@ -105,12 +98,13 @@ def personal_access_token_get_usable(*, jti: str) -> PersonalAccessToken:
     if pat.expires_at <= timezone.now():
         raise TokenError("Token has expired.")
     _check_holder(user=pat.user, organization=pat.organization)
-    if not _settings_of(pat.organization).api_tokens_enabled:
+    if not token_settings_of(organization=pat.organization).api_tokens_enabled:
         raise TokenError("Personal access tokens are disabled for this organization.")
     return pat
 
 
-def _settings_of(organization: Organization) -> OrganizationTokenSettings:
+def token_settings_of(*, organization: Organization) -> OrganizationTokenSettings:
+    """The organization's token settings (unsaved defaults if none were ever stored)."""
     try:
         return organization.token_settings
     except OrganizationTokenSettings.DoesNotExist:

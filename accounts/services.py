@@ -17,7 +17,7 @@ from accounts.models import (
     Role,
     User,
 )
-from accounts.selectors import Credential, personal_access_token_get_usable
+from accounts.selectors import Credential, personal_access_token_get_usable, token_settings_of
 from accounts.tokens import (
     ACCESS,
     REFRESH,
@@ -63,6 +63,19 @@ def user_create(*, email: str, password: str, first_name: str = "", last_name: s
             return User.objects.create_user(email, password, first_name=first_name, last_name=last_name)
     except IntegrityError as exc:
         raise ValidationError({"email": "An account with this email already exists; log in instead."}) from exc
+
+
+def user_soft_delete(*, user: User) -> User:
+    """Deactivate a user everywhere at once: sessions, tokens and memberships stop working.
+
+    The row stays (tenant tables refer to it without a constraint); per-organization clean-up of
+    their data, if ever wanted, is a Celery fan-out, never a cross-schema cascade.
+    """
+    if user.deleted_at is None:
+        user.deleted_at = timezone.now()
+        user.is_active = False
+        user.save(update_fields=["deleted_at", "is_active"])
+    return user
 
 
 def membership_set(*, user: User, organization: Organization, role: str) -> Membership:
@@ -133,7 +146,7 @@ def personal_access_token_create(*, user: User, organization: Organization, scop
     scopes = normalize_scopes(scopes)
     if creator is not None and not set(scopes) <= set(creator.scopes):
         raise ValidationError({"scopes": "A token cannot create a token with more scopes than its own."})
-    token_settings, _ = OrganizationTokenSettings.objects.get_or_create(organization=organization)
+    token_settings = token_settings_of(organization=organization)
     if not token_settings.api_tokens_enabled:
         raise ValidationError({"detail": "Personal access tokens are disabled for this organization."})
     max_days = token_settings.api_token_ttl_days

@@ -70,8 +70,14 @@ def main() -> int:
             cwd=BASE_DIR, env=env,
         ))
         print(f"Serving on http://127.0.0.1:{_port()}/  (Ctrl-C stops everything)", flush=True)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+        stopping = []
+        # Ctrl-C reaches the children too (same process group); the parent only has to notice.
+        signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        if stopping:
+            return 0
         return next(child.returncode for child in children if child.poll() is not None) or 1
     except KeyboardInterrupt:
         return 0

@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 from accounts.selectors import Credential, credential_from_authorization
 from accounts.tokens import TokenError
 from tenants.models import Organization
+from tenants.selectors import organization_get_by_slug
 
 ORG_PREFIX = "/o/"
 CREDENTIAL_ROUTED_PREFIXES = ("/api/", "/scim/", "/ws/")
@@ -76,7 +77,7 @@ def resolve(*, path: str, authorization: str | None, session_key: str | None) ->
             # `urljoin("http://host/o/<slug>", "api/...")` drops the slug: treat as rule 2.
             path = "/api" + rest
         else:
-            organization = Organization.objects.filter(slug=slug, deleted_at__isnull=True).first()
+            organization = organization_get_by_slug(slug=slug)
             if organization is None:
                 raise UnknownOrganization(f"No organization '{slug}'.")
             if credential is not None and credential.organization.pk != organization.pk:

@@ -12,7 +12,7 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django_tenants.clone import CLONE_SCHEMA_FUNCTION
@@ -117,10 +117,18 @@ def organization_create(*, title: str, slug: str | None = None) -> Organization:
         raise ValidationError({"slug": f"The organization address '{slug}' is already taken."})
 
     connection.set_schema_to_public()
-    if not _take_warm_schema(new_schema_name=schema_name):
-        logger.info("warm schema pool empty; cloning the template for %s", slug)
-        clone_template_schema(new_schema_name=schema_name)
-    organization = Organization.objects.create(schema_name=schema_name, slug=slug, title=title)
+    try:
+        with transaction.atomic():
+            if not _take_warm_schema(new_schema_name=schema_name):
+                logger.info("warm schema pool empty; cloning the template for %s", slug)
+                clone_template_schema(new_schema_name=schema_name)
+            organization = Organization.objects.create(schema_name=schema_name, slug=slug, title=title)
+    except (IntegrityError, ProgrammingError, ValidationError) as exc:
+        # A concurrent signup took the same address between validation and creation (the
+        # database or django-tenants' own schema-name check notices, depending on timing).
+        if Organization.objects.filter(slug=slug).exists() or schema_exists(schema_name):
+            raise ValidationError({"slug": f"The organization address '{slug}' is already taken."}) from exc
+        raise
     transaction.on_commit(_request_pool_refill)
     return organization
 

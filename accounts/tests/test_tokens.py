@@ -189,3 +189,22 @@ def test_current_user_update(world, api):
     response = api.call("patch", "/api/current-user", token=world.annotator_a.legacy_key, json={"first_name": "Ann"})
     assert response.status_code == 200
     assert response.json()["first_name"] == "Ann"
+
+
+def test_soft_deleted_user_loses_every_credential(world, api, client):
+    from accounts.models import User
+
+    user = User.objects.get(pk=world.annotator_a.user.pk)
+    access = api.access_for(world.annotator_a.pat)
+    services.user_soft_delete(user=user)
+
+    assert User.objects.filter(pk=user.pk).exists(), "soft delete keeps the row"
+    for response in (
+        api.call("get", WHOAMI, token=world.annotator_a.legacy_key),
+        api.call("get", WHOAMI, bearer=access),
+        api.call("post", "/api/token/refresh/", json={"refresh": world.annotator_a.pat}),
+    ):
+        assert response.status_code == 401
+        assert "deactivated" in response.json()["detail"]
+    client.force_login(user)
+    assert client.get("/o/org-a/").status_code == 302, "sessions of inactive users are not honoured"

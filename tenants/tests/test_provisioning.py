@@ -82,3 +82,39 @@ def test_soft_deleted_organization_is_gone_from_routing_and_purged_after_grace(w
     assert purge_deleted_organizations.apply().get() == ["org_doomed"]
     assert not schema_exists("org_doomed")
     assert not Organization.objects.filter(pk=organization.pk).exists()
+
+
+def test_concurrent_signups_for_one_address_create_one_organization(world, django_db_blocker):
+    """Two requests racing for the same slug: one wins, the other gets the 'taken' error, no orphans."""
+    import threading
+
+    from django.db import connections
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def attempt():
+        try:
+            with django_db_blocker.unblock():
+                barrier.wait()
+                try:
+                    services.organization_create(title="Race", slug="race")
+                    outcomes.append("created")
+                except ValidationError as exc:
+                    outcomes.append(" ".join(exc.message_dict["slug"]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert outcomes.count("created") == 1, outcomes
+        assert any("already taken" in outcome for outcome in outcomes), outcomes
+        assert Organization.objects.filter(slug="race").count() == 1
+    finally:
+        with django_db_blocker.unblock():
+            for organization in Organization.objects.filter(slug="race"):
+                organization.delete(force_drop=True)
