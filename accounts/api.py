@@ -2,7 +2,6 @@
 
 from django.core.exceptions import ValidationError
 from rest_framework import status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,7 +17,7 @@ from accounts.serializers import (
     user_payload,
 )
 from accounts.tokens import ForeignTokenError, TokenError
-from platform_core.api import validation_error_response
+from platform_core.api import OpenApiView, validation_error_response
 
 
 def _path_organization(request):
@@ -106,19 +105,19 @@ class TokenListCreateApi(APIView):
         )
 
 
-class TokenRefreshApi(APIView):
-    """Exchange a PAT for an access token. The refresh token in the body is the credential."""
+def _refresh_from_body(request) -> str:
+    serializer = RefreshSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["refresh"]
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+
+class TokenRefreshApi(OpenApiView):
+    """Exchange a PAT for an access token."""
 
     def post(self, request):
-        serializer = RefreshSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         try:
             access = services.access_token_issue(
-                refresh=serializer.validated_data["refresh"],
-                organization=_path_organization(request),
+                refresh=_refresh_from_body(request), organization=_path_organization(request)
             )
         except ForeignTokenError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
@@ -127,19 +126,13 @@ class TokenRefreshApi(APIView):
         return Response({"access": access})
 
 
-class TokenBlacklistApi(APIView):
+class TokenBlacklistApi(OpenApiView):
     """Possession of the refresh token is what allows blacklisting it."""
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
     def post(self, request):
-        serializer = RefreshSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         try:
             services.personal_access_token_blacklist(
-                refresh=serializer.validated_data["refresh"],
-                organization=_path_organization(request),
+                refresh=_refresh_from_body(request), organization=_path_organization(request)
             )
         except TokenError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
@@ -150,11 +143,9 @@ class TokenBlacklistApi(APIView):
 
 class TokenRotateApi(APIView):
     def post(self, request):
-        serializer = RefreshSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         try:
             token = services.personal_access_token_rotate(
-                refresh=serializer.validated_data["refresh"], user=request.user,
+                refresh=_refresh_from_body(request), user=request.user,
                 organization=request._request.organization,
             )
         except TokenError as exc:

@@ -28,10 +28,14 @@ def exception_handler(exc, context):
     return response
 
 
-class VersionApi(APIView):
+class OpenApiView(APIView):
+    """An endpoint that answers without authentication (discovery, or a credential in the body)."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+
+class VersionApi(OpenApiView):
     def get(self, request):
         version = settings.APP_VERSION
         return Response({
