@@ -44,6 +44,41 @@ class World:
     owner_a: Member
     annotator_a: Member
     owner_b: Member
+    # Org A's labeling objects (committed, in org A's schema).
+    project_a: object = None
+    task_a: object = None
+    annotation_a: object = None
+    prediction_a: object = None
+
+
+def ocr_result(region: str = "r1", text: str = "Hello", *, x: float = 10, y: float = 10, label: str = "Text") -> list:
+    """One OCR region as Label Studio's editor sends it: box, its label, its transcription."""
+    geometry = {"x": x, "y": y, "width": 20, "height": 5, "rotation": 0}
+    common = {"id": region, "to_name": "image", "original_width": 1000, "original_height": 800}
+    return [
+        {**common, "from_name": "bbox", "type": "rectangle", "value": geometry},
+        {**common, "from_name": "label", "type": "labels", "value": {**geometry, "labels": [label]}},
+        {**common, "from_name": "transcription", "type": "textarea", "value": {**geometry, "text": [text]}},
+    ]
+
+
+def _labeling_objects_of(organization, owner) -> dict:
+    from django_tenants.utils import tenant_context
+
+    from labeling import services as labeling
+
+    with tenant_context(organization):
+        project = labeling.project_create(user=owner, fields={"title": "A's OCR project"})
+        imported = labeling.tasks_import(
+            project=project, user=owner,
+            tasks=[{"data": {"ocr": f"https://example.test/a/{n}.png"}} for n in range(3)],
+        )
+        from labeling.models import Task
+
+        task = Task.objects.get(pk=imported.task_ids[0])
+        annotation = labeling.annotation_create(task=task, user=owner, result=ocr_result())
+        prediction = labeling.prediction_create(task=task, result=ocr_result("p1"), score=0.5, model_version="v1")
+    return {"project_a": project, "task_a": task, "annotation_a": annotation, "prediction_a": prediction}
 
 
 def _member(*, email: str, organization, role: str) -> Member:
@@ -87,6 +122,7 @@ def world(django_db_setup, django_db_blocker) -> World:
             owner_a=_member(email="owner@a.test", organization=org_a, role=Role.OWNER),
             annotator_a=_member(email="annotator@a.test", organization=org_a, role=Role.ANNOTATOR),
             owner_b=_member(email="owner@b.test", organization=org_b, role=Role.OWNER),
+            **_labeling_objects_of(org_a, owner_a_user),
         )
 
 

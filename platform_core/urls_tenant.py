@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 
 from accounts import views as account_views
 from accounts.urls import api_urlpatterns as account_api
+from labeling.urls import api_urlpatterns as labeling_api
 from platform_core import api
 
 urlpatterns = [
@@ -12,5 +13,6 @@ urlpatterns = [
     path("api/version/", api.VersionApi.as_view()),
     path("api/version", api.VersionApi.as_view()),
     path("api/", include(account_api)),
+    path("api/", include(labeling_api)),
     re_path(r"^(api|scim)/", api.api_not_found),
 ]

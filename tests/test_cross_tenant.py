@@ -4,6 +4,9 @@ Every route of the tenant URLconf is called with B's legacy token, B's JWT acces
 browser session, against `/o/<a>/...`, with every method. Later issues extend SAMPLE_IDS with one
 of A's objects per path parameter; a route with a parameter that has no sample fails the suite, so
 no new route escapes it.
+
+Labeling data lives in A's schema: besides the public rows (`snapshot_of_a`), the walk checks
+A's projects, tasks, annotations and predictions are unchanged.
 """
 
 import re
@@ -36,22 +39,39 @@ def tenant_routes() -> list[str]:
     return sorted(routes)
 
 
-# Path parameter -> a factory returning one of A's objects' ids (filled by later issues).
-SAMPLE_IDS: dict[str, object] = {}
+# Route prefix -> which of A's objects fills its first path parameter. A new route whose
+# parameter no prefix covers fails the suite: add its sample here.
+SAMPLES = [
+    ("/api/projects/", "project_a"),
+    ("/api/tasks/", "task_a"),
+    ("/api/annotations/", "annotation_a"),
+    ("/api/predictions/", "prediction_a"),
+]
 
 
-def concrete(route: str) -> str:
-    def sample(match):
-        name = match.group(1)
-        assert name in SAMPLE_IDS, f"cross-tenant suite: add a sample of A's objects for <{name}> in {route}"
-        return str(SAMPLE_IDS[name]())
-
-    return re.sub(r"<(\w+)>", sample, route)
+def concrete(route: str, world) -> str:
+    if "<" not in route:
+        return route
+    for prefix, attribute in SAMPLES:
+        if route.startswith(prefix):
+            return re.sub(r"<\w+>", str(getattr(world, attribute).pk), route, count=1)
+    raise AssertionError(f"cross-tenant suite: add a sample of A's objects for {route} to SAMPLES")
 
 
 def snapshot_of_a(world) -> tuple:
+    from django_tenants.utils import tenant_context
+
+    from labeling.models import Annotation, Prediction, Project, Task
+
     org = world.org_a
-    return (
+    with tenant_context(org):
+        labeling_rows = (
+            list(Project.objects.order_by("id").values("id", "title", "label_config", "updated_at")),
+            list(Task.objects.order_by("id").values("id", "data", "updated_at")),
+            list(Annotation.objects.order_by("id").values("id", "result", "updated_at")),
+            list(Prediction.objects.order_by("id").values("id", "result")),
+        )
+    return labeling_rows + (
         sorted(Membership.objects.filter(organization=org).values_list("user_id", "role")),
         sorted(LegacyToken.objects.filter(organization=org).values_list("key_hash", "scopes")),
         sorted(PersonalAccessToken.objects.filter(organization=org).values_list("jti", "blacklisted_at")),
@@ -72,7 +92,7 @@ def guarded_routes() -> list[str]:
 
 @pytest.mark.parametrize("route", guarded_routes())
 def test_b_credentials_cannot_touch_a(world, api, client, route):
-    path = "/o/org-a" + concrete(route)
+    path = "/o/org-a" + concrete(route, world)
     before = snapshot_of_a(world)
     b_access = api.access_for(world.owner_b.pat)
     for method in METHODS:

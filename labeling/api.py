@@ -1,0 +1,424 @@
+"""Labeling API (Label Studio compatible): projects, import, tasks, annotations, predictions, export."""
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.paginator import EmptyPage, Paginator
+from django.db import transaction
+from django.db.models import Sum
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Role, User
+from labeling import exports, selectors, services
+from labeling.importing import ImportFormatError, extension_of, parse_json_payload, parse_text_file
+from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
+from labeling.models import Annotation, Prediction, Project, Task
+from labeling.serializers import (
+    AnnotationInputSerializer,
+    PredictionInputSerializer,
+    ProjectInputSerializer,
+    TaskInputSerializer,
+    annotation_payload,
+    prediction_payload,
+    project_payload,
+    task_payload,
+)
+from platform_core.api import validation_error_response
+
+MANAGERS = frozenset({Role.OWNER, Role.ADMINISTRATOR, Role.MANAGER})
+TRUE_VALUES = {"true", "1", "yes", "on"}
+
+
+def query_bool(request, name: str, default: bool = False) -> bool:
+    value = request.query_params.get(name)
+    return default if value is None else value.strip().lower() in TRUE_VALUES
+
+
+def query_int(request, name: str, default: int | None = None, *, minimum: int = 1, maximum: int | None = None):
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationError({name: f"Must be an integer, got {value!r}."}) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise ValidationError({name: f"Must be between {minimum} and {maximum or 'any'}."})
+    return number
+
+
+def _users_by_id(ids) -> dict:
+    ids = {i for i in ids if i}
+    return {user.pk: user for user in User.objects.filter(pk__in=ids)} if ids else {}
+
+
+def _project_or_404(pk) -> Project:
+    project = selectors.project_get(pk=pk)
+    if project is None:
+        raise Http404("No project with this id in this organization.")
+    return project
+
+
+class LabelingApi(APIView):
+    """Writes to projects and their data need Owner, Administrator or Manager."""
+
+    required_roles = MANAGERS
+
+
+class ProjectPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class ProjectListCreateApi(LabelingApi):
+    def get(self, request):
+        queryset = selectors.projects_with_counts().order_by("-pinned_at", "-created_at", "-id")
+        if ids := request.query_params.get("ids"):
+            queryset = queryset.filter(pk__in=[int(i) for i in ids.split(",") if i.strip().isdigit()])
+        if title := request.query_params.get("title") or request.query_params.get("search"):
+            queryset = queryset.filter(title__icontains=title)
+        if workspace := request.query_params.get("workspaces"):
+            queryset = queryset.filter(workspace_id=workspace)
+        paginator = ProjectPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        users = _users_by_id(project.created_by_id for project in page)
+        return paginator.get_paginated_response([project_payload(project, users=users) for project in page])
+
+    def post(self, request):
+        serializer = ProjectInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_create(user=request.user, fields=serializer.to_fields())
+        project = selectors.project_get(pk=project.pk)
+        return Response(project_payload(project, users=_users_by_id([project.created_by_id])),
+                        status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(LabelingApi):
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        return Response(project_payload(project, users=_users_by_id([project.created_by_id])))
+
+    def patch(self, request, pk):
+        project = _project_or_404(pk)
+        serializer = ProjectInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        force = query_bool(request, "force") or str(request.data.get("force", "")).lower() in TRUE_VALUES
+        services.project_update(project=project, fields=serializer.to_fields(), force=force)
+        project = selectors.project_get(pk=pk)
+        return Response(project_payload(project, users=_users_by_id([project.created_by_id])))
+
+    put = patch
+
+    def delete(self, request, pk):
+        project = _project_or_404(pk)
+        project.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectCountsApi(APIView):
+    def get(self, request):
+        queryset = selectors.projects_with_counts().order_by("-created_at", "-id")
+        paginator = ProjectPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        fields = ("id", "task_number", "finished_task_number", "total_annotations_number",
+                  "num_tasks_with_annotations", "skipped_annotations_number", "total_predictions_number")
+        return paginator.get_paginated_response([{f: getattr(p, f) for f in fields} for p in page])
+
+
+class LabelConfigValidateApi(APIView):
+    """POST /api/projects/validate/ and /api/projects/{id}/validate/: check a label config."""
+
+    def post(self, request, pk=None):
+        label_config = request.data.get("label_config")
+        if not isinstance(label_config, str) or not label_config.strip():
+            return Response({"detail": "Invalid input.", "validation_errors": {"label_config": ["Required."]}},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            parsed = parse_label_config(label_config)
+        except LabelConfigError as exc:
+            return Response({"detail": "Invalid label config.", "validation_errors": {"label_config": [str(exc)]}},
+                            status=status.HTTP_400_BAD_REQUEST)
+        if pk is not None:
+            project = _project_or_404(pk)
+            problems = services.config_change_orphans(
+                old=services.config_parse(project.label_config), new=parsed,
+                used=services.labels_used_by_annotations(project=project),
+            )
+            if problems:
+                return Response({"detail": "This config would orphan existing results.",
+                                 "validation_errors": {"label_config": problems}},
+                                status=status.HTTP_400_BAD_REQUEST)
+        return Response({"label_config": label_config, "parsed_label_config": parsed.to_label_studio_dict()})
+
+
+class ProjectDuplicateApi(LabelingApi):
+    def post(self, request, pk):
+        project = _project_or_404(pk)
+        mode = request.data.get("mode", "settings_and_tasks")
+        copy = services.project_duplicate(
+            project=project, user=request.user, title=request.data.get("title"),
+            with_tasks=mode != "settings",
+        )
+        return Response({"id": copy.pk}, status=status.HTTP_201_CREATED)
+
+
+class TemplatesApi(APIView):
+    def get(self, request):
+        return Response({"templates": TEMPLATES})
+
+
+# --- import --------------------------------------------------------------------------------------
+
+class ProjectImportApi(LabelingApi):
+    def post(self, request, pk):
+        project = _project_or_404(pk)
+        try:
+            parsed = self._parse(request)
+        except ImportFormatError as exc:
+            return Response({"detail": str(exc), "validation_errors": {"file": [str(exc)]}},
+                            status=status.HTTP_400_BAD_REQUEST)
+        tasks, found_formats, data_columns = parsed
+        result = services.tasks_import(project=project, tasks=tasks, user=request.user)
+        payload = {
+            "task_count": result.task_count,
+            "annotation_count": result.annotation_count,
+            "prediction_count": result.prediction_count,
+            "predictions_count": result.prediction_count,
+            "duration": result.duration,
+            "file_upload_ids": [],
+            "could_be_tasks_list": False,
+            "found_formats": found_formats,
+            "data_columns": sorted(data_columns),
+        }
+        if query_bool(request, "return_task_ids"):
+            payload["task_ids"] = result.task_ids
+        return Response(payload, status=status.HTTP_201_CREATED)
+
+    def _parse(self, request):
+        if request.FILES:
+            tasks, formats, columns = [], {}, set()
+            for upload in request.FILES.getlist("file") or list(request.FILES.values()):
+                name = upload.name or "upload"
+                if extension_of(name) not in {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".txt"}:
+                    raise ImportFormatError(f"{name}: unsupported file type; use JSON, JSON lines, CSV, TSV or TXT.")
+                fmt, file_tasks = parse_text_file(name=name, raw=upload.read())
+                tasks.extend(file_tasks)
+                formats[fmt] = formats.get(fmt, 0) + 1
+                for task in file_tasks:
+                    columns.update(task["data"])
+            return tasks, formats, columns
+        payload = request.data
+        if isinstance(payload, dict) and not payload:
+            raise ImportFormatError("No tasks: send a JSON list of tasks or upload files in the 'file' field.")
+        if hasattr(payload, "dict") and not isinstance(payload, dict | list):
+            payload = payload.dict()
+        tasks = parse_json_payload(payload)
+        columns = set()
+        for task in tasks:
+            columns.update(task["data"])
+        return tasks, {"json": 1}, columns
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+def _task_page(request, queryset, *, with_related: bool, page: int, page_size: int):
+    paginator = Paginator(queryset, page_size)
+    try:
+        page_obj = paginator.page(page)
+    except EmptyPage:
+        if page == 1:
+            return [], 0
+        raise Http404("Invalid page: past the last page.") from None
+    tasks = list(page_obj.object_list)
+    if not with_related:
+        return [task_payload(task) for task in tasks], paginator.count
+    membership = request._request.membership
+    own_only = membership.role == Role.ANNOTATOR and not tasks[0].project.annotator_sees_others if tasks else False
+    annotations, predictions = selectors.related_for_tasks(
+        task_ids=[task.pk for task in tasks], user=request.user, own_only=own_only
+    )
+    return [task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk])
+            for task in tasks], paginator.count
+
+
+class TaskListCreateApi(APIView):
+    def get(self, request):
+        project_id = query_int(request, "project")
+        if project_id is None:
+            raise ValidationError({"project": "Give the project id: /api/tasks/?project=ID."})
+        project = _project_or_404(project_id)
+        ids = None
+        if query := request.query_params.get("query"):
+            try:
+                selected = json.loads(query).get("selectedItems") or {}
+            except (json.JSONDecodeError, AttributeError):
+                raise ValidationError({"query": "Must be a JSON object."}) from None
+            if selected and not selected.get("all", True):
+                ids = [int(i) for i in selected.get("included", [])]
+        queryset = selectors.tasks_of(project=project, ids=ids, only_annotated=query_bool(request, "only_annotated"))
+        queryset = queryset.select_related("project")
+        page = query_int(request, "page", 1)
+        page_size = query_int(request, "page_size", 100, maximum=10000)
+        tasks, total = _task_page(request, queryset, with_related=request.query_params.get("fields") == "all",
+                                  page=page, page_size=page_size)
+        totals = queryset.order_by().aggregate(
+            annotations=Sum("total_annotations"), predictions=Sum("total_predictions")
+        )
+        return Response({"tasks": tasks, "total": total, "total_annotations": totals["annotations"] or 0,
+                         "total_predictions": totals["predictions"] or 0})
+
+    def post(self, request):
+        serializer = TaskInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if "project" not in serializer.validated_data:
+            raise ValidationError({"project": "Required."})
+        project = _project_or_404(serializer.validated_data["project"])
+        task = services.task_create(project=project, data=serializer.validated_data["data"],
+                                    meta=serializer.validated_data.get("meta"), user=request.user)
+        return Response(task_payload(task, annotations=[], predictions=[]), status=status.HTTP_201_CREATED)
+
+
+class ProjectTasksApi(LabelingApi):
+    """GET a project's tasks (LS returns a plain page); DELETE them all."""
+
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        page = query_int(request, "page", 1)
+        page_size = query_int(request, "page_size", 100, maximum=10000)
+        tasks, _ = _task_page(request, selectors.tasks_of(project=project).select_related("project"),
+                              with_related=True, page=page, page_size=page_size)
+        return Response(tasks)
+
+    def delete(self, request, pk):
+        project = _project_or_404(pk)
+        services.tasks_delete(project=project)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TaskDetailApi(APIView):
+    def get(self, request, pk):
+        task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+        annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
+        return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))
+
+    def patch(self, request, pk):
+        task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+        serializer = TaskInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_update(task=task, data=serializer.validated_data.get("data"),
+                                    meta=serializer.validated_data.get("meta"), user=request.user)
+        return Response(task_payload(task))
+
+    put = patch
+
+    def delete(self, request, pk):
+        task = get_object_or_404(Task, pk=pk)
+        services.tasks_delete(project=task.project, task_ids=[task.pk])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- annotations ---------------------------------------------------------------------------------
+
+class TaskAnnotationsApi(APIView):
+    def get(self, request, pk):
+        task = get_object_or_404(Task, pk=pk)
+        return Response([annotation_payload(a) for a in task.annotations.order_by("id")])
+
+    def post(self, request, pk):
+        task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+        serializer = AnnotationInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        annotation = services.annotation_create(
+            task=task, user=request.user, result=data.get("result", []),
+            was_cancelled=data.get("was_cancelled", False), ground_truth=data.get("ground_truth", False),
+            lead_time=data.get("lead_time"), parent_prediction_id=data.get("parent_prediction"),
+            parent_annotation_id=data.get("parent_annotation"),
+        )
+        return Response(annotation_payload(annotation), status=status.HTTP_201_CREATED)
+
+
+class AnnotationDetailApi(APIView):
+    def _get(self, pk) -> Annotation:
+        return get_object_or_404(Annotation.objects.select_related("project"), pk=pk)
+
+    def get(self, request, pk):
+        return Response(annotation_payload(self._get(pk)))
+
+    def patch(self, request, pk):
+        annotation = self._get(pk)
+        serializer = AnnotationInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        annotation = services.annotation_update(annotation=annotation, user=request.user,
+                                                fields=serializer.validated_data)
+        return Response(annotation_payload(annotation))
+
+    put = patch
+
+    def delete(self, request, pk):
+        services.annotation_delete(annotation=self._get(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- predictions ---------------------------------------------------------------------------------
+
+class PredictionListCreateApi(APIView):
+    def get(self, request):
+        queryset = Prediction.objects.order_by("id")
+        if task := query_int(request, "task"):
+            queryset = queryset.filter(task_id=task)
+        if project := query_int(request, "project"):
+            queryset = queryset.filter(project_id=project)
+        return Response([prediction_payload(p) for p in queryset[:10000]])
+
+    def post(self, request):
+        serializer = PredictionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        task = get_object_or_404(Task.objects.select_related("project"), pk=data["task"])
+        prediction = services.prediction_create(task=task, result=data["result"], score=data.get("score"),
+                                                model_version=data.get("model_version") or "")
+        return Response(prediction_payload(prediction), status=status.HTTP_201_CREATED)
+
+
+class PredictionDetailApi(APIView):
+    def get(self, request, pk):
+        return Response(prediction_payload(get_object_or_404(Prediction, pk=pk)))
+
+    def delete(self, request, pk):
+        prediction = get_object_or_404(Prediction, pk=pk)
+        with transaction.atomic():
+            task_id = prediction.task_id
+            prediction.delete()
+            services._refresh_task_counters([task_id])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- export --------------------------------------------------------------------------------------
+
+class ProjectExportApi(APIView):
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        export_type = (request.query_params.get("exportType") or request.query_params.get("export_type")
+                       or "JSON").upper()
+        ids = request.query_params.getlist("ids[]") or request.query_params.getlist("ids")
+        try:
+            return exports.export_response(
+                project=project, export_type=export_type,
+                download_all_tasks=query_bool(request, "download_all_tasks"),
+                task_ids=[int(i) for i in ids] if ids else None,
+            )
+        except ValidationError as exc:
+            return validation_error_response(exc)
+
+
+class ExportFormatsApi(APIView):
+    def get(self, request, pk):
+        _project_or_404(pk)
+        return Response(exports.formats())

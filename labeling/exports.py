@@ -1,0 +1,163 @@
+"""Streaming exports: JSON is built by PostgreSQL and streamed from a server-side cursor, so memory
+stays constant whatever the project's size.
+
+A streamed body is produced after the request's middleware has reset the schema to public, so the
+generator re-enters the organization's schema itself (ARCHITECTURE.md: every database call outside
+the request enters tenant_context).
+"""
+
+import csv
+import io
+import json
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from labeling.models import Project
+
+FORMATS = [
+    {"name": "JSON", "title": "JSON", "description": "List of tasks with their annotations and predictions."},
+    {"name": "JSON_MIN", "title": "JSON-MIN", "description": "One flat record per annotation: data and results."},
+    {"name": "CSV", "title": "CSV", "description": "JSON-MIN as comma separated values."},
+    {"name": "TSV", "title": "TSV", "description": "JSON-MIN as tab separated values."},
+]
+FETCH_SIZE = 1000
+# JSON_MIN keeps the meaningful part of a result value: labels for `labels`, text for `textarea`...
+VALUE_KEY_OF_TYPE = {"textarea": "text"}
+
+TASK_JSON_SQL = """
+SELECT jsonb_build_object(
+    'id', t.id, 'data', t.data, 'meta', COALESCE(t.meta, '{}'::jsonb),
+    'created_at', t.created_at, 'updated_at', t.updated_at, 'inner_id', t.inner_id,
+    'total_annotations', t.total_annotations, 'cancelled_annotations', t.cancelled_annotations,
+    'total_predictions', t.total_predictions, 'comment_count', t.comment_count,
+    'unresolved_comment_count', t.unresolved_comment_count, 'last_comment_updated_at', t.last_comment_updated_at,
+    'project', t.project_id, 'updated_by', t.updated_by_id, 'file_upload', t.file_upload_id,
+    'comment_authors', '[]'::jsonb, 'drafts', '[]'::jsonb,
+    'annotations', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+            'id', a.id, 'completed_by', a.completed_by_id, 'result', a.result, 'was_cancelled', a.was_cancelled,
+            'ground_truth', a.ground_truth, 'created_at', a.created_at, 'updated_at', a.updated_at,
+            'draft_created_at', a.draft_created_at, 'lead_time', a.lead_time, 'import_id', a.import_id,
+            'last_action', a.last_action, 'task', a.task_id, 'project', a.project_id,
+            'updated_by', a.updated_by_id, 'parent_prediction', a.parent_prediction_id,
+            'parent_annotation', a.parent_annotation_id
+        ) ORDER BY a.id) FROM labeling_annotation a WHERE a.task_id = t.id), '[]'::jsonb),
+    'predictions', COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+            'id', p.id, 'result', p.result, 'score', p.score, 'model_version', p.model_version,
+            'created_at', p.created_at, 'updated_at', p.updated_at, 'task', p.task_id, 'project', p.project_id
+        ) ORDER BY p.id) FROM labeling_prediction p WHERE p.task_id = t.id), '[]'::jsonb)
+)::text
+FROM labeling_task t
+WHERE t.project_id = %s {where}
+ORDER BY t.id
+"""
+
+
+def _task_rows(*, project: Project, download_all_tasks: bool, task_ids: list[int] | None):
+    """Yield each task's JSON text from a server-side cursor (in the caller's tenant context)."""
+    where, params = "", [project.pk]
+    if not download_all_tasks:
+        where += " AND (t.total_annotations > 0 OR t.cancelled_annotations > 0)"
+    if task_ids is not None:
+        where += " AND t.id = ANY(%s)"
+        params.append(task_ids)
+    cursor = connection.chunked_cursor()
+    try:
+        cursor.execute(TASK_JSON_SQL.replace("{where}", where), params)
+        while rows := cursor.fetchmany(FETCH_SIZE):
+            for (row,) in rows:
+                yield row
+    finally:
+        cursor.close()
+
+
+def _in_tenant(organization, generator_factory):
+    with tenant_context(organization):
+        yield from generator_factory()
+
+
+def _json_stream(**kwargs):
+    yield "["
+    first = True
+    for row in _task_rows(**kwargs):
+        yield row if first else "," + row
+        first = False
+    yield "]"
+
+
+def _min_records(**kwargs):
+    """JSON_MIN: one record per (non-cancelled) annotation, results flattened by control name."""
+    for row in _task_rows(**kwargs):
+        task = json.loads(row)
+        for annotation in task["annotations"] or [None]:
+            record = {"id": task["id"], **task["data"]}
+            if annotation is not None:
+                if annotation["was_cancelled"]:
+                    continue
+                for item in annotation["result"]:
+                    value = item.get("value", {})
+                    key = VALUE_KEY_OF_TYPE.get(item.get("type"), item.get("type"))
+                    flat = value.get(key, value) if isinstance(value, dict) else value
+                    record.setdefault(item.get("from_name", "result"), []).append(flat)
+                record.update(annotation_id=annotation["id"], annotator=annotation["completed_by"],
+                              created_at=annotation["created_at"], updated_at=annotation["updated_at"],
+                              lead_time=annotation["lead_time"])
+            yield record
+
+
+def _json_min_stream(**kwargs):
+    yield "["
+    first = True
+    for record in _min_records(**kwargs):
+        yield ("" if first else ",") + json.dumps(record, ensure_ascii=False)
+        first = False
+    yield "]"
+
+
+def _table_stream(*, delimiter: str, **kwargs):
+    # Columns are known only after reading; two passes keep memory constant.
+    columns: list[str] = []
+    for record in _min_records(**kwargs):
+        for key in record:
+            if key not in columns:
+                columns.append(key)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter)
+    writer.writerow(columns)
+    for record in _min_records(**kwargs):
+        writer.writerow([
+            json.dumps(record[c], ensure_ascii=False) if isinstance(record.get(c), list | dict) else record.get(c, "")
+            for c in columns
+        ])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def formats() -> list[dict]:
+    return FORMATS
+
+
+def export_response(*, project: Project, export_type: str, download_all_tasks: bool,
+                    task_ids: list[int] | None) -> StreamingHttpResponse:
+    kwargs = {"project": project, "download_all_tasks": download_all_tasks, "task_ids": task_ids}
+    streams = {
+        "JSON": (lambda: _json_stream(**kwargs), "application/json", "json"),
+        "JSON_MIN": (lambda: _json_min_stream(**kwargs), "application/json", "json"),
+        "CSV": (lambda: _table_stream(delimiter=",", **kwargs), "text/csv", "csv"),
+        "TSV": (lambda: _table_stream(delimiter="\t", **kwargs), "text/tab-separated-values", "tsv"),
+    }
+    if export_type not in streams:
+        raise ValidationError({"exportType": f"Unknown export type {export_type!r}; "
+                                             f"choose one of {[f['name'] for f in FORMATS]}."})
+    factory, content_type, extension = streams[export_type]
+    name = f"project-{project.pk}-at-{timezone.now():%Y-%m-%d-%H-%M}.{extension}"
+    response = StreamingHttpResponse(_in_tenant(connection.tenant, factory), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

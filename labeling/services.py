@@ -1,0 +1,423 @@
+"""Writes of the labeling domain: projects, imports, tasks, annotations, predictions.
+
+Every function runs inside the request's organization schema (the middleware or a job's
+tenant_context set it). Multi-row writes are one transaction; bulk paths use COPY.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from labeling.importing import UNDEFINED_DATA_KEY
+from labeling.label_config import (
+    OCR_DEFAULT_CONFIG,
+    LabelConfigError,
+    ParsedConfig,
+    config_change_orphans,
+    parse_label_config,
+)
+from labeling.models import Annotation, Prediction, Project, Task
+from labeling.ocr_validation import ResultError, validate_result
+
+LABEL_RESULT_TYPES = (
+    "labels", "rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "choices",
+    "taxonomy", "paragraphlabels", "hypertextlabels", "timeserieslabels",
+)
+
+
+# --- label config --------------------------------------------------------------------------------
+
+def config_parse(label_config: str) -> ParsedConfig:
+    try:
+        return parse_label_config(label_config)
+    except LabelConfigError as exc:
+        raise ValidationError({"label_config": str(exc)}) from exc
+
+
+def labels_used_by_annotations(*, project: Project) -> dict[str, set[str]]:
+    """Control name -> label values used by the project's annotations (one query, in SQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT item->>'from_name', label
+            FROM labeling_annotation a
+            CROSS JOIN LATERAL jsonb_array_elements(
+                CASE WHEN jsonb_typeof(a.result) = 'array' THEN a.result ELSE '[]'::jsonb END) item
+            LEFT JOIN LATERAL jsonb_array_elements_text(
+                CASE WHEN item->>'type' = ANY(%s) AND jsonb_typeof(item->'value'->(item->>'type')) = 'array'
+                     THEN item->'value'->(item->>'type') ELSE '[]'::jsonb END) label ON true
+            WHERE a.project_id = %s
+            GROUP BY 1, 2
+            """,
+            [list(LABEL_RESULT_TYPES), project.pk],
+        )
+        used: dict[str, set[str]] = {}
+        for control, label in cursor.fetchall():
+            used.setdefault(control, set())
+            if label is not None:
+                used[control].add(label)
+    return used
+
+
+# --- projects ------------------------------------------------------------------------------------
+
+PROJECT_WRITABLE_FIELDS = {
+    "title", "description", "label_config", "expert_instruction", "show_instruction", "show_skip_button",
+    "enable_empty_annotation", "show_annotation_history", "show_collab_predictions",
+    "evaluate_predictions_automatically", "reveal_preannotations_interactively", "show_ground_truth_first",
+    "show_overlap_first", "annotator_sees_others", "require_comment_on_skip", "color", "maximum_annotations",
+    "overlap_cohort_percentage", "min_annotations_to_start_training", "is_published", "is_draft", "model_version",
+    "sampling", "skip_queue", "task_data_login", "task_data_password", "control_weights", "custom_task_lock_ttl",
+    "pinned_at", "workspace_id",
+}
+
+
+def _apply_project_fields(project: Project, fields: dict) -> None:
+    for name, value in fields.items():
+        if name in PROJECT_WRITABLE_FIELDS:
+            setattr(project, name, value)
+
+
+@transaction.atomic
+def project_create(*, user, fields: dict) -> Project:
+    project = Project(created_by=user)
+    _apply_project_fields(project, fields)
+    if not project.label_config:
+        project.label_config = OCR_DEFAULT_CONFIG
+    project.parsed_label_config = config_parse(project.label_config).to_label_studio_dict()
+    project.full_clean(exclude=["created_by"])
+    project.save()
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, fields: dict, force: bool = False) -> Project:
+    """Update a project. A label config change that orphans existing results needs `force`."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    new_config = fields.get("label_config")
+    if new_config is not None and new_config != project.label_config:
+        parsed = config_parse(new_config)
+        if not force and project.annotations.exists():
+            problems = config_change_orphans(
+                old=config_parse(project.label_config), new=parsed, used=labels_used_by_annotations(project=project)
+            )
+            if problems:
+                raise ValidationError({"label_config": problems + [
+                    "Pass force=true (?force=true) to apply it anyway; existing results keep the old labels."
+                ]})
+        project.parsed_label_config = parsed.to_label_studio_dict()
+    _apply_project_fields(project, fields)
+    project.full_clean(exclude=["created_by"])
+    project.save()
+    return project
+
+
+@transaction.atomic
+def project_duplicate(*, project: Project, user, title: str | None = None, with_tasks: bool = True) -> Project:
+    copy = Project.objects.get(pk=project.pk)
+    copy.pk = None
+    copy.title = (title or f"{project.title} (copy)")[:50]
+    copy.created_by = user
+    copy.pinned_at = None
+    copy.next_inner_id = 1
+    copy.save()
+    if with_tasks:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO labeling_task (project_id, data, meta, inner_id, is_labeled, overlap, total_annotations,
+                    cancelled_annotations, total_predictions, comment_count, unresolved_comment_count,
+                    created_at, updated_at)
+                SELECT %s, data, meta, inner_id, false, overlap, 0, 0, 0, 0, 0, now(), now()
+                FROM labeling_task WHERE project_id = %s ORDER BY id
+                """,
+                [copy.pk, project.pk],
+            )
+        Project.objects.filter(pk=copy.pk).update(next_inner_id=project.next_inner_id)
+    return copy
+
+
+# --- import --------------------------------------------------------------------------------------
+
+@dataclass
+class ImportResult:
+    task_count: int = 0
+    annotation_count: int = 0
+    prediction_count: int = 0
+    duration: float = 0.0
+    task_ids: list[int] = field(default_factory=list)
+
+
+def _check_task_data(*, tasks: list[dict], config: ParsedConfig) -> None:
+    """Every task carries the data keys the config uses; TXT lines take the config's only key."""
+    keys = sorted(config.data_keys)
+    errors = []
+    for index, task in enumerate(tasks):
+        data = task["data"]
+        if UNDEFINED_DATA_KEY in data:
+            if len(keys) != 1:
+                errors.append(f"task #{index + 1}: plain values need a config with exactly one $variable, "
+                              f"this one has {keys or 'none'}")
+            else:
+                data[keys[0]] = data.pop(UNDEFINED_DATA_KEY)
+        missing = [key for key in keys if key not in data]
+        if missing:
+            errors.append(f"task #{index + 1}: data lacks {', '.join(repr(k) for k in missing)} "
+                          f"used by the labeling config")
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise ValidationError({"data": errors})
+
+
+def _check_results(*, tasks: list[dict], config: ParsedConfig) -> None:
+    errors = []
+    for index, task in enumerate(tasks):
+        for kind in ("annotations", "predictions"):
+            for number, item in enumerate(task.get(kind) or [], start=1):
+                try:
+                    validate_result(result=item.get("result", []), config=config, require_required=False)
+                except ResultError as exc:
+                    errors.append(f"task #{index + 1}, {kind[:-1]} #{number}: {exc}")
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise ValidationError({"result": errors})
+
+
+def _copy_rows(table: str, columns: list[str], rows) -> None:
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _reserve_ids(table: str, count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@transaction.atomic
+def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: int | None = None,
+                 file_upload_id: int | None = None) -> ImportResult:
+    """Validate every task, then write tasks, annotations and predictions with COPY. All or nothing.
+
+    Never reads the project's existing tasks: cost depends on the import only.
+    """
+    started = time.monotonic()
+    config = config_parse(project.label_config)
+    _check_task_data(tasks=tasks, config=config)
+    _check_results(tasks=tasks, config=config)
+    result = ImportResult()
+    if not tasks:
+        return result
+    count = len(tasks)
+    locked = Project.objects.select_for_update().only("next_inner_id").get(pk=project.pk)
+    first_inner_id = locked.next_inner_id
+    Project.objects.filter(pk=project.pk).update(next_inner_id=F("next_inner_id") + count)
+    task_ids = _reserve_ids("labeling_task", count)
+    now = timezone.now()
+    overlap = max(project.maximum_annotations, 1)
+
+    annotations, predictions = [], []
+    task_rows = []
+    for index, (task_id, task) in enumerate(zip(task_ids, tasks, strict=True)):
+        task_annotations = task.get("annotations") or []
+        cancelled = sum(1 for a in task_annotations if a.get("was_cancelled"))
+        total = len(task_annotations) - cancelled
+        task_rows.append((
+            task_id, project.pk, json.dumps(task["data"]), json.dumps(task.get("meta") or {}),
+            first_inner_id + index, total >= overlap, overlap, total, cancelled, len(task.get("predictions") or []),
+            0, 0, file_upload_id, import_job_id, now, now,
+        ))
+        annotations += [(task_id, item) for item in task_annotations]
+        predictions += [(task_id, item) for item in task.get("predictions") or []]
+    _copy_rows(
+        "labeling_task",
+        ["id", "project_id", "data", "meta", "inner_id", "is_labeled", "overlap", "total_annotations",
+         "cancelled_annotations", "total_predictions", "comment_count", "unresolved_comment_count",
+         "file_upload_id", "import_job_id", "created_at", "updated_at"],
+        task_rows,
+    )
+    if annotations:
+        _copy_rows(
+            "labeling_annotation",
+            ["task_id", "project_id", "result", "completed_by_id", "was_cancelled", "ground_truth", "lead_time",
+             "import_id", "created_at", "updated_at"],
+            ((task_id, project.pk, json.dumps(item.get("result", [])), user.pk if user else None,
+              bool(item.get("was_cancelled", False)), bool(item.get("ground_truth", False)),
+              item.get("lead_time"), import_job_id, now, now) for task_id, item in annotations),
+        )
+    if predictions:
+        _copy_rows(
+            "labeling_prediction",
+            ["task_id", "project_id", "result", "score", "model_version", "mislabeling", "created_at", "updated_at"],
+            ((task_id, project.pk, json.dumps(item.get("result", [])), item.get("score"),
+              str(item.get("model_version") or project.model_version or ""), 0.0, now, now)
+             for task_id, item in predictions),
+        )
+    result.task_count, result.task_ids = count, task_ids
+    result.annotation_count, result.prediction_count = len(annotations), len(predictions)
+    result.duration = time.monotonic() - started
+    return result
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+@transaction.atomic
+def task_create(*, project: Project, data: dict, meta: dict | None = None, user=None) -> Task:
+    imported = tasks_import(project=project, tasks=[{"data": data, "meta": meta or {}}], user=user)
+    return Task.objects.get(pk=imported.task_ids[0])
+
+
+def task_update(*, task: Task, data: dict | None = None, meta: dict | None = None, user=None) -> Task:
+    if data is not None:
+        config = config_parse(task.project.label_config)
+        _check_task_data(tasks=[{"data": data}], config=config)
+        task.data = data
+    if meta is not None:
+        task.meta = meta
+    task.updated_by = user
+    task.save()
+    return task
+
+
+@transaction.atomic
+def tasks_delete(*, project: Project, task_ids: list[int] | None = None) -> int:
+    """Delete some (or all) tasks of a project. Returns how many."""
+    queryset = Task.objects.filter(project=project)
+    if task_ids is not None:
+        queryset = queryset.filter(pk__in=task_ids)
+    return queryset.delete()[1].get("labeling.Task", 0)
+
+
+# --- annotations ---------------------------------------------------------------------------------
+
+def _refresh_task_counters(task_ids: list[int]) -> None:
+    """Recount annotation/prediction totals for some tasks in one statement."""
+    if not task_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE labeling_task t SET
+                total_annotations = c.total, cancelled_annotations = c.cancelled,
+                total_predictions = c.predictions, is_labeled = c.total >= t.overlap, updated_at = now()
+            FROM (
+                SELECT t2.id,
+                    (SELECT count(*) FROM labeling_annotation a WHERE a.task_id = t2.id AND NOT a.was_cancelled) total,
+                    (SELECT count(*) FROM labeling_annotation a WHERE a.task_id = t2.id AND a.was_cancelled) cancelled,
+                    (SELECT count(*) FROM labeling_prediction p WHERE p.task_id = t2.id) predictions
+                FROM labeling_task t2 WHERE t2.id = ANY(%s)
+            ) c WHERE t.id = c.id
+            """,
+            [list(task_ids)],
+        )
+
+
+def _validated_result(*, project: Project, result, was_cancelled: bool) -> list:
+    if not isinstance(result, list):
+        raise ValidationError({"result": "Must be a list of result items."})
+    if not result and not was_cancelled and not project.enable_empty_annotation:
+        raise ValidationError({"result": "Empty annotations are not allowed in this project."})
+    try:
+        validate_result(result=result, config=config_parse(project.label_config), require_required=not was_cancelled)
+    except ResultError as exc:
+        raise ValidationError({"result": [str(error) for error in getattr(exc, "errors", [exc])]}) from exc
+    return result
+
+
+@transaction.atomic
+def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, ground_truth: bool = False,
+                      lead_time: float | None = None, parent_prediction_id: int | None = None,
+                      parent_annotation_id: int | None = None, completed_by=None) -> Annotation:
+    project = task.project
+    result = _validated_result(project=project, result=result, was_cancelled=was_cancelled)
+    annotation = Annotation.objects.create(
+        task=task, project=project, result=result, completed_by=completed_by or user, updated_by=user,
+        was_cancelled=was_cancelled, ground_truth=ground_truth, lead_time=lead_time,
+        parent_prediction_id=parent_prediction_id, parent_annotation_id=parent_annotation_id,
+        last_action="submitted" if not was_cancelled else "skipped",
+    )
+    _refresh_task_counters([task.pk])
+    return annotation
+
+
+@transaction.atomic
+def annotation_update(*, annotation: Annotation, user, fields: dict) -> Annotation:
+    if "result" in fields:
+        annotation.result = _validated_result(
+            project=annotation.project, result=fields["result"],
+            was_cancelled=fields.get("was_cancelled", annotation.was_cancelled),
+        )
+    for name in ("was_cancelled", "ground_truth", "lead_time"):
+        if name in fields:
+            setattr(annotation, name, fields[name])
+    annotation.updated_by = user
+    annotation.last_action = "updated"
+    annotation.save()
+    _refresh_task_counters([annotation.task_id])
+    return annotation
+
+
+@transaction.atomic
+def annotation_delete(*, annotation: Annotation) -> None:
+    task_id = annotation.task_id
+    annotation.delete()
+    _refresh_task_counters([task_id])
+
+
+@transaction.atomic
+def annotations_bulk_create(*, project: Project, user, task_ids: list[int], result, was_cancelled: bool = False,
+                            lead_time: float | None = None) -> list[int]:
+    result = _validated_result(project=project, result=result, was_cancelled=was_cancelled)
+    existing = set(Task.objects.filter(project=project, pk__in=task_ids).values_list("pk", flat=True))
+    unknown = [task_id for task_id in task_ids if task_id not in existing]
+    if unknown:
+        raise ValidationError({"tasks": f"Not tasks of this project: {unknown[:20]}"})
+    created = Annotation.objects.bulk_create([
+        Annotation(task_id=task_id, project=project, result=result, completed_by=user, updated_by=user,
+                   was_cancelled=was_cancelled, lead_time=lead_time, last_action="submitted")
+        for task_id in task_ids
+    ], batch_size=1000)
+    _refresh_task_counters(list(existing))
+    return [annotation.pk for annotation in created]
+
+
+@transaction.atomic
+def annotations_bulk_delete(*, project: Project, annotation_ids: list[int] | None = None,
+                            task_ids: list[int] | None = None) -> int:
+    queryset = Annotation.objects.filter(project=project)
+    if annotation_ids is not None:
+        queryset = queryset.filter(pk__in=annotation_ids)
+    if task_ids is not None:
+        queryset = queryset.filter(task_id__in=task_ids)
+    affected = list(queryset.values_list("task_id", flat=True).distinct())
+    count, _ = queryset.delete()
+    _refresh_task_counters(affected)
+    return count
+
+
+# --- predictions ---------------------------------------------------------------------------------
+
+@transaction.atomic
+def prediction_create(*, task: Task, result, score: float | None = None, model_version: str = "") -> Prediction:
+    try:
+        validate_result(result=result, config=config_parse(task.project.label_config), require_required=False)
+    except ResultError as exc:
+        raise ValidationError({"result": [str(error) for error in getattr(exc, "errors", [exc])]}) from exc
+    prediction = Prediction.objects.create(
+        task=task, project=task.project, result=result, score=score,
+        model_version=model_version or task.project.model_version,
+    )
+    _refresh_task_counters([task.pk])
+    return prediction
