@@ -7,10 +7,15 @@ the request enters tenant_context).
 """
 
 import csv
+import hashlib
 import io
 import json
+import tempfile
+from functools import partial
 
 from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -81,18 +86,19 @@ def _in_tenant(organization, generator_factory):
         yield from generator_factory()
 
 
-def _json_stream(**kwargs):
+def _json_stream(rows):
+    """A JSON array with one task per line (snapshots are read back line by line)."""
     yield "["
     first = True
-    for row in _task_rows(**kwargs):
-        yield row if first else "," + row
+    for row in rows():
+        yield ("\n" if first else ",\n") + row
         first = False
-    yield "]"
+    yield "\n]\n"
 
 
-def _min_records(**kwargs):
+def _min_records(rows):
     """JSON_MIN: one record per (non-cancelled) annotation, results flattened by control name."""
-    for row in _task_rows(**kwargs):
+    for row in rows():
         task = json.loads(row)
         for annotation in task["annotations"] or [None]:
             record = {"id": task["id"], **task["data"]}
@@ -110,26 +116,26 @@ def _min_records(**kwargs):
             yield record
 
 
-def _json_min_stream(**kwargs):
+def _json_min_stream(rows):
     yield "["
     first = True
-    for record in _min_records(**kwargs):
+    for record in _min_records(rows):
         yield ("" if first else ",") + json.dumps(record, ensure_ascii=False)
         first = False
     yield "]"
 
 
-def _table_stream(*, delimiter: str, **kwargs):
+def _table_stream(rows, *, delimiter: str):
     # Columns are known only after reading; two passes keep memory constant.
     columns: list[str] = []
-    for record in _min_records(**kwargs):
+    for record in _min_records(rows):
         for key in record:
             if key not in columns:
                 columns.append(key)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter)
     writer.writerow(columns)
-    for record in _min_records(**kwargs):
+    for record in _min_records(rows):
         writer.writerow([
             json.dumps(record[c], ensure_ascii=False) if isinstance(record.get(c), list | dict) else record.get(c, "")
             for c in columns
@@ -140,24 +146,112 @@ def _table_stream(*, delimiter: str, **kwargs):
     yield buffer.getvalue()
 
 
+RENDERERS = {
+    "JSON": (_json_stream, "application/json", "json"),
+    "JSON_MIN": (_json_min_stream, "application/json", "json"),
+    "CSV": (partial(_table_stream, delimiter=","), "text/csv", "csv"),
+    "TSV": (partial(_table_stream, delimiter="\t"), "text/tab-separated-values", "tsv"),
+}
+
+
 def formats() -> list[dict]:
     return FORMATS
 
 
-def export_response(*, project: Project, export_type: str, download_all_tasks: bool,
-                    task_ids: list[int] | None) -> StreamingHttpResponse:
-    kwargs = {"project": project, "download_all_tasks": download_all_tasks, "task_ids": task_ids}
-    streams = {
-        "JSON": (lambda: _json_stream(**kwargs), "application/json", "json"),
-        "JSON_MIN": (lambda: _json_min_stream(**kwargs), "application/json", "json"),
-        "CSV": (lambda: _table_stream(delimiter=",", **kwargs), "text/csv", "csv"),
-        "TSV": (lambda: _table_stream(delimiter="\t", **kwargs), "text/tab-separated-values", "tsv"),
-    }
-    if export_type not in streams:
+def check_export_type(export_type: str) -> str:
+    export_type = (export_type or "JSON").upper()
+    if export_type not in RENDERERS:
         raise ValidationError({"exportType": f"Unknown export type {export_type!r}; "
                                              f"choose one of {[f['name'] for f in FORMATS]}."})
-    factory, content_type, extension = streams[export_type]
-    name = f"project-{project.pk}-at-{timezone.now():%Y-%m-%d-%H-%M}.{extension}"
-    response = StreamingHttpResponse(_in_tenant(connection.tenant, factory), content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return export_type
+
+
+def file_name(*, project: Project, export_type: str, suffix: str = "") -> str:
+    extension = RENDERERS[export_type][2]
+    return f"project-{project.pk}-at-{timezone.now():%Y-%m-%d-%H-%M}{suffix}.{extension}"
+
+
+def export_response(*, project: Project, export_type: str, download_all_tasks: bool,
+                    task_ids: list[int] | None) -> StreamingHttpResponse:
+    export_type = check_export_type(export_type)
+    render, content_type, _ = RENDERERS[export_type]
+
+    def rows():
+        return _task_rows(project=project, download_all_tasks=download_all_tasks, task_ids=task_ids)
+
+    response = StreamingHttpResponse(_in_tenant(connection.tenant, lambda: render(rows)), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{file_name(project=project, export_type=export_type)}"'
     return response
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+def _write_to_storage(*, chunks, name: str) -> tuple[str, str]:
+    """Write text chunks to media storage through a disk-backed temp file; returns (path, md5)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with tempfile.TemporaryFile() as handle:
+        for chunk in chunks:
+            data = chunk.encode()
+            digest.update(data)
+            handle.write(data)
+        handle.seek(0)
+        stored = default_storage.save(name, File(handle))
+    return stored, digest.hexdigest()
+
+
+def snapshot_rows(snapshot):
+    """Task JSON texts of a stored snapshot, one per line as `_json_stream` wrote them."""
+    with default_storage.open(snapshot.file.name, "rb") as handle:
+        for raw in handle:
+            line = raw.decode().strip().rstrip(",")
+            if line and line not in ("[", "]"):
+                yield line
+
+
+def build_snapshot(*, snapshot) -> None:
+    """Freeze the project's tasks as JSON in media storage. Runs in the snapshot's tenant context."""
+    from labeling.models import ExportStatus
+
+    options = snapshot.task_filter_options or {}
+    download_all = not (options.get("only_with_annotations") or options.get("annotated") == "only")
+    schema = connection.schema_name
+
+    def rows():
+        return _task_rows(project=snapshot.project, download_all_tasks=download_all, task_ids=None)
+
+    counted = {"task_number": 0}
+
+    def counting():
+        for row in rows():
+            counted["task_number"] += 1
+            yield row
+
+    type(snapshot).objects.filter(pk=snapshot.pk).update(status=ExportStatus.IN_PROGRESS)
+    name = file_name(project=snapshot.project, export_type="JSON")
+    try:
+        path, md5 = _write_to_storage(
+            chunks=_json_stream(counting), name=f"exports/{schema}/{snapshot.project_id}/{snapshot.pk}-{name}"
+        )
+    except Exception as exc:
+        type(snapshot).objects.filter(pk=snapshot.pk).update(
+            status=ExportStatus.FAILED, traceback=repr(exc), finished_at=timezone.now()
+        )
+        raise
+    snapshot.file.name, snapshot.md5, snapshot.counters = path, md5, counted
+    snapshot.status, snapshot.finished_at = ExportStatus.COMPLETED, timezone.now()
+    snapshot.save(update_fields=["file", "md5", "counters", "status", "finished_at"])
+
+
+def convert_snapshot(*, converted) -> None:
+    """Render a completed snapshot in another format (from the frozen file, not live data)."""
+    from labeling.models import ExportStatus
+
+    snapshot = converted.snapshot
+    render = RENDERERS[converted.export_type][0]
+    path, _ = _write_to_storage(
+        chunks=render(lambda: snapshot_rows(snapshot)),
+        name=f"exports/{connection.schema_name}/{snapshot.project_id}/{snapshot.pk}-"
+             f"{file_name(project=snapshot.project, export_type=converted.export_type)}",
+    )
+    converted.file.name, converted.status, converted.finished_at = path, ExportStatus.COMPLETED, timezone.now()
+    converted.save(update_fields=["file", "status", "finished_at"])

@@ -228,3 +228,50 @@ class TaskLock(models.Model):
     def __str__(self) -> str:
         return f"Lock of task {self.task_id} for {self.user_id}"
 
+
+
+class ExportStatus(models.TextChoices):
+    CREATED = "created", "Created"
+    IN_PROGRESS = "in_progress", "In progress"
+    FAILED = "failed", "Failed"
+    COMPLETED = "completed", "Completed"
+
+
+class ExportSnapshot(models.Model):
+    """A frozen JSON export of a project, kept in media storage; other formats convert from it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    title = models.CharField(max_length=2048, blank=True, default="")
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.CREATED)
+    file = models.FileField(upload_to="exports/", max_length=512, blank=True)
+    md5 = models.CharField(max_length=128, blank=True, default="")
+    counters = models.JSONField(default=dict, blank=True)
+    task_filter_options = models.JSONField(default=dict, blank=True)
+    annotation_filter_options = models.JSONField(default=dict, blank=True)
+    serialization_options = models.JSONField(default=dict, blank=True)
+    traceback = models.TextField(blank=True, default="")
+    created_by = user_fk("+", null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of project {self.project_id} ({self.status})"
+
+
+class ConvertedExport(models.Model):
+    snapshot = models.ForeignKey(ExportSnapshot, on_delete=models.CASCADE, related_name="converted_formats")
+    export_type = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.CREATED)
+    file = models.FileField(upload_to="exports/", max_length=512, blank=True)
+    traceback = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "export_type"], name="uniq_converted_export")]
+
+    def __str__(self) -> str:
+        return f"{self.export_type} of export {self.snapshot_id} ({self.status})"

@@ -28,6 +28,7 @@ __all__ = [
     "GEOMETRY_TYPES",
     "MAX_POLYGON_POINTS",
     "POLYGON_PAIR_BUDGET",
+    "POLYGON_PAIR_BUDGET_PER_POINT",
     "ResultError",
     "result_errors",
     "validate_result",
@@ -37,9 +38,11 @@ __all__ = [
 EPSILON = 1e-6
 #: Polygons with more points are refused.
 MAX_POLYGON_POINTS = 10_000
-#: Edge pairs the self-intersection test may compare per result (about a second of work). Natural outlines
-#: need a few per edge; only adversarial shapes (dense zigzags) exhaust it and are then refused.
-POLYGON_PAIR_BUDGET = 1_000_000
+#: Edge pairs the self-intersection test may compare in one result: a base plus so many per polygon point
+#: in the result, so the work stays linear in the payload size. Natural outlines need 3 to 7 per point; only
+#: adversarial shapes (dense zigzags) exhaust it, and are then refused.
+POLYGON_PAIR_BUDGET = 200_000
+POLYGON_PAIR_BUDGET_PER_POINT = 10
 
 #: Result types that create a region on their own (a geometry drawn on the object).
 GEOMETRY_TYPES: frozenset[str] = frozenset(
@@ -116,8 +119,9 @@ def validate_result(
     * polygons: ``points`` a list of at least 3 ``[x, y]`` pairs within 0..100, no two consecutive points
       equal, non-zero area, and no self-intersection (non-adjacent edges must not touch, adjacent edges must
       not fold back on each other; a final point repeating the first is tolerated); optional boolean ``closed``;
-      at most `MAX_POLYGON_POINTS` points, and shapes so intricate that the check would exceed
-      `POLYGON_PAIR_BUDGET` edge-pair comparisons (for the whole result) are refused;
+      at most `MAX_POLYGON_POINTS` points; shapes so intricate that the check would exceed its edge-pair
+      budget (`POLYGON_PAIR_BUDGET` plus `POLYGON_PAIR_BUDGET_PER_POINT` per polygon point, for the whole
+      result) are refused;
     * key points: ``x``, ``y`` within 0..100; ellipses: centre within 0..100 and positive radii;
     * other item types whose value carries geometry (the ``labels``/``textarea`` items of a region repeat it)
       get the same checks for what they carry;
@@ -261,6 +265,12 @@ class _Validator:
             self.errors.append(ResultError(region_id=None, field="result", message="must be a list of objects"))
             return self.errors
         regions = self._collect_regions(result)
+        self._pair_budget[0] += POLYGON_PAIR_BUDGET_PER_POINT * sum(
+            len(item["value"]["points"])
+            for item in result
+            if isinstance(item, dict) and isinstance(item.get("value"), dict)
+            and isinstance(item["value"].get("points"), list)
+        )
         seen_pairs: set[tuple[str, str]] = set()
         for index, item in enumerate(result):
             self._index = index
@@ -666,7 +676,7 @@ def _self_intersection(points: list[_Point], budget: list[int]) -> tuple[int, in
 
     Edges are swept along the axis where they overlap least, so natural outlines (even with thousands of
     points) compare few pairs; ``budget[0]`` (shared by every polygon of one result) is decremented per pair
-    compared and `_TooComplex` is raised when it runs out, bounding adversarial zigzags.
+    compared and `_TooComplex` is raised when it runs out, bounding the work on adversarial zigzags.
     """
     n = len(points)
     edges = [(points[i], points[(i + 1) % n]) for i in range(n)]

@@ -175,6 +175,11 @@ SPECTACULAR_SETTINGS = {"TITLE": "Scriptorium API", "VERSION": APP_VERSION}
 # --- Static, i18n -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / ".data" / "static"
+# Uploaded files and export snapshots. Object storage (S3/MinIO) replaces this when configured.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))
+# Snapshots of projects up to this many tasks are built in the request; larger ones by Celery.
+EXPORT_INLINE_MAX_TASKS = int(os.environ.get("EXPORT_INLINE_MAX_TASKS", "50000"))
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from labeling import ocr_validation
 from labeling.label_config import OCR_DEFAULT_CONFIG, get_template, parse_label_config
 from labeling.ocr_validation import ResultError, result_errors, validate_result
 
@@ -229,6 +230,28 @@ def test_polygon_zero_area_and_repeated_points():
 def test_polygon_points_must_be_a_list():
     _assert_error(_polygon_region("p1", "10,10 20,20 30,10"), region_id="p1", field="value.points",
                   contains="list")
+
+
+def test_polygon_with_many_points_passes():
+    n = 3000
+    circle = [[50 + 40 * math.cos(2 * math.pi * i / n), 50 + 40 * math.sin(2 * math.pi * i / n)] for i in range(n)]
+    validate_result(result=_polygon_region("p1", circle), config=OCR)
+
+
+def test_polygon_too_intricate_to_check_is_refused(monkeypatch):
+    monkeypatch.setattr(ocr_validation, "POLYGON_PAIR_BUDGET", 0)
+    monkeypatch.setattr(ocr_validation, "POLYGON_PAIR_BUDGET_PER_POINT", 2)
+    n = 200  # a valid but dense zigzag: every edge spans most of the page both ways
+    zigzag = [[(i % 2) * 60 + 5 + 30 * i / n, 5 + (i % 2) * 30 + 60 * i / n] for i in range(n)] + [[0.1, 99], [0.1, 1]]
+    _assert_error(_polygon_region("p1", zigzag), region_id="p1", field="value.points", contains="too intricate")
+    monkeypatch.setattr(ocr_validation, "POLYGON_PAIR_BUDGET", 10**9)
+    validate_result(result=_polygon_region("p1", zigzag), config=OCR)
+
+
+def test_polygon_with_too_many_points(monkeypatch):
+    monkeypatch.setattr(ocr_validation, "MAX_POLYGON_POINTS", 3)
+    _assert_error(_polygon_region("p1", [[10, 10], [20, 10], [20, 20], [10, 20]]), region_id="p1",
+                  field="value.points", contains="at most 3 points")
 
 
 # -- labels, names and types ---------------------------------------------------------------------------------------
