@@ -49,6 +49,7 @@ class World:
     task_a: object = None
     annotation_a: object = None
     prediction_a: object = None
+    export_a: object = None
 
 
 def ocr_result(region: str = "r1", text: str = "Hello", *, x: float = 10, y: float = 10, label: str = "Text") -> list:
@@ -78,7 +79,9 @@ def _labeling_objects_of(organization, owner) -> dict:
         task = Task.objects.get(pk=imported.task_ids[0])
         annotation = labeling.annotation_create(task=task, user=owner, result=ocr_result())
         prediction = labeling.prediction_create(task=task, result=ocr_result("p1"), score=0.5, model_version="v1")
-    return {"project_a": project, "task_a": task, "annotation_a": annotation, "prediction_a": prediction}
+        export = labeling.export_snapshot_create(project=project, user=owner)
+    return {"project_a": project, "task_a": task, "annotation_a": annotation, "prediction_a": prediction,
+            "export_a": export}
 
 
 def _member(*, email: str, organization, role: str) -> Member:
@@ -93,9 +96,17 @@ def _member(*, email: str, organization, role: str) -> Member:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_test_environment, django_db_blocker):
-    """The test database, always: live-server tests commit through it without a django_db mark."""
+def django_db_setup(django_test_environment, django_db_blocker, tmp_path_factory):
+    """The test database, always: live-server tests commit through it without a django_db mark.
+
+    Media (uploads, export snapshots) goes to a temporary folder, for this process and the servers
+    it starts."""
+    from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
+
+    media = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = str(media)
+    os.environ["MEDIA_ROOT"] = str(media)
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())

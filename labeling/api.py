@@ -3,10 +3,9 @@
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.paginator import EmptyPage, Paginator
 from django.db import transaction
-from django.db.models import Sum
-from django.http import Http404
+from django.db.models import Count, Sum
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
@@ -17,13 +16,14 @@ from accounts.models import Role, User
 from labeling import exports, selectors, services
 from labeling.importing import ImportFormatError, extension_of, parse_json_payload, parse_text_file
 from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
-from labeling.models import Annotation, Prediction, Project, Task
+from labeling.models import Annotation, ExportSnapshot, ExportStatus, Prediction, Project, Task
 from labeling.serializers import (
     AnnotationInputSerializer,
     PredictionInputSerializer,
     ProjectInputSerializer,
     TaskInputSerializer,
     annotation_payload,
+    export_payload,
     prediction_payload,
     project_payload,
     task_payload,
@@ -57,8 +57,9 @@ def _users_by_id(ids) -> dict:
     return {user.pk: user for user in User.objects.filter(pk__in=ids)} if ids else {}
 
 
-def _project_or_404(pk) -> Project:
-    project = selectors.project_get(pk=pk)
+def _project_or_404(pk, *, with_counts: bool = False) -> Project:
+    """The project (with LS's counters only when the response shows them: they scan its tasks)."""
+    project = selectors.project_get(pk=pk) if with_counts else Project.objects.filter(pk=pk).first()
     if project is None:
         raise Http404("No project with this id in this organization.")
     return project
@@ -101,7 +102,7 @@ class ProjectListCreateApi(LabelingApi):
 
 class ProjectDetailApi(LabelingApi):
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(pk, with_counts=True)
         return Response(project_payload(project, users=_users_by_id([project.created_by_id])))
 
     def patch(self, request, pk):
@@ -116,8 +117,7 @@ class ProjectDetailApi(LabelingApi):
     put = patch
 
     def delete(self, request, pk):
-        project = _project_or_404(pk)
-        project.delete()
+        services.project_delete(project=_project_or_404(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -227,24 +227,24 @@ class ProjectImportApi(LabelingApi):
 
 # --- tasks ---------------------------------------------------------------------------------------
 
-def _task_page(request, queryset, *, with_related: bool, page: int, page_size: int):
-    paginator = Paginator(queryset, page_size)
-    try:
-        page_obj = paginator.page(page)
-    except EmptyPage:
-        if page == 1:
-            return [], 0
-        raise Http404("Invalid page: past the last page.") from None
-    tasks = list(page_obj.object_list)
+def _task_page(request, project: Project, queryset, *, with_related: bool, page: int, page_size: int):
+    """One page of tasks and the totals of the whole selection: three queries (five with related)."""
+    totals = queryset.order_by().aggregate(
+        count=Count("id"), annotations=Sum("total_annotations"), predictions=Sum("total_predictions")
+    )
+    offset = (page - 1) * page_size
+    if offset and offset >= totals["count"]:
+        raise Http404("Invalid page: past the last page.")
+    tasks = list(queryset[offset:offset + page_size])
     if not with_related:
-        return [task_payload(task) for task in tasks], paginator.count
+        return [task_payload(task) for task in tasks], totals
     membership = request._request.membership
-    own_only = membership.role == Role.ANNOTATOR and not tasks[0].project.annotator_sees_others if tasks else False
+    own_only = membership.role == Role.ANNOTATOR and not project.annotator_sees_others
     annotations, predictions = selectors.related_for_tasks(
         task_ids=[task.pk for task in tasks], user=request.user, own_only=own_only
     )
     return [task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk])
-            for task in tasks], paginator.count
+            for task in tasks], totals
 
 
 class TaskListCreateApi(APIView):
@@ -262,15 +262,11 @@ class TaskListCreateApi(APIView):
             if selected and not selected.get("all", True):
                 ids = [int(i) for i in selected.get("included", [])]
         queryset = selectors.tasks_of(project=project, ids=ids, only_annotated=query_bool(request, "only_annotated"))
-        queryset = queryset.select_related("project")
         page = query_int(request, "page", 1)
         page_size = query_int(request, "page_size", 100, maximum=10000)
-        tasks, total = _task_page(request, queryset, with_related=request.query_params.get("fields") == "all",
-                                  page=page, page_size=page_size)
-        totals = queryset.order_by().aggregate(
-            annotations=Sum("total_annotations"), predictions=Sum("total_predictions")
-        )
-        return Response({"tasks": tasks, "total": total, "total_annotations": totals["annotations"] or 0,
+        tasks, totals = _task_page(request, project, queryset, with_related=request.query_params.get("fields") == "all",
+                                   page=page, page_size=page_size)
+        return Response({"tasks": tasks, "total": totals["count"], "total_annotations": totals["annotations"] or 0,
                          "total_predictions": totals["predictions"] or 0})
 
     def post(self, request):
@@ -291,7 +287,7 @@ class ProjectTasksApi(LabelingApi):
         project = _project_or_404(pk)
         page = query_int(request, "page", 1)
         page_size = query_int(request, "page_size", 100, maximum=10000)
-        tasks, _ = _task_page(request, selectors.tasks_of(project=project).select_related("project"),
+        tasks, _ = _task_page(request, project, selectors.tasks_of(project=project),
                               with_related=True, page=page, page_size=page_size)
         return Response(tasks)
 
@@ -422,3 +418,79 @@ class ExportFormatsApi(APIView):
     def get(self, request, pk):
         _project_or_404(pk)
         return Response(exports.formats())
+
+
+# --- export snapshots ----------------------------------------------------------------------------
+
+def _snapshot_or_404(project: Project, export_pk) -> ExportSnapshot:
+    return get_object_or_404(ExportSnapshot.objects.prefetch_related("converted_formats"),
+                             project=project, pk=export_pk)
+
+
+class ExportSnapshotListCreateApi(APIView):
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        snapshots = list(project.exports.prefetch_related("converted_formats").order_by("-created_at", "-id"))
+        users = _users_by_id(s.created_by_id for s in snapshots)
+        return Response([export_payload(s, users=users) for s in snapshots])
+
+    def post(self, request, pk):
+        project = _project_or_404(pk)
+        options = {}
+        for name in ("task_filter_options", "annotation_filter_options", "serialization_options"):
+            value = request.data.get(name)
+            if value is not None and not isinstance(value, dict):
+                raise ValidationError({name: "Must be an object."})
+            options[name] = value
+        snapshot = services.export_snapshot_create(
+            project=project, user=request.user, title=request.data.get("title") or "", **options
+        )
+        snapshot = _snapshot_or_404(project, snapshot.pk)
+        return Response(export_payload(snapshot, users=_users_by_id([snapshot.created_by_id])),
+                        status=status.HTTP_201_CREATED)
+
+
+class ExportSnapshotDetailApi(APIView):
+    def get(self, request, pk, export_pk):
+        snapshot = _snapshot_or_404(_project_or_404(pk), export_pk)
+        return Response(export_payload(snapshot, users=_users_by_id([snapshot.created_by_id])))
+
+    def delete(self, request, pk, export_pk):
+        snapshot = _snapshot_or_404(_project_or_404(pk), export_pk)
+        for stored in [snapshot.file, *(c.file for c in snapshot.converted_formats.all())]:
+            if stored:
+                stored.delete(save=False)
+        snapshot.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExportSnapshotConvertApi(APIView):
+    def post(self, request, pk, export_pk):
+        snapshot = _snapshot_or_404(_project_or_404(pk), export_pk)
+        export_type = request.data.get("export_type") or request.data.get("exportType")
+        if not export_type:
+            raise ValidationError({"export_type": "Required."})
+        converted = services.export_snapshot_convert(snapshot=snapshot, export_type=export_type)
+        return Response({"export_type": converted.export_type, "converted_format": converted.pk})
+
+
+class ExportSnapshotDownloadApi(APIView):
+    def get(self, request, pk, export_pk):
+        project = _project_or_404(pk)
+        snapshot = _snapshot_or_404(project, export_pk)
+        export_type = exports.check_export_type(
+            request.query_params.get("exportType") or request.query_params.get("export_type") or "JSON"
+        )
+        if export_type == "JSON":
+            stored, state = snapshot.file, snapshot.status
+        else:
+            converted = next((c for c in snapshot.converted_formats.all() if c.export_type == export_type), None)
+            if converted is None:
+                raise ValidationError({"exportType": f"Convert export {snapshot.pk} to {export_type} first "
+                                                     f"(POST .../exports/{snapshot.pk}/convert)."})
+            stored, state = converted.file, converted.status
+        if state != ExportStatus.COMPLETED or not stored:
+            return Response({"detail": f"Export is {state}; download it once completed."},
+                            status=status.HTTP_409_CONFLICT)
+        name = exports.file_name(project=project, export_type=export_type)
+        return FileResponse(stored.open("rb"), as_attachment=True, filename=name)

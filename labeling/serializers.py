@@ -219,3 +219,23 @@ class PredictionInputSerializer(serializers.Serializer):
     result = serializers.JSONField()
     score = serializers.FloatField(required=False, allow_null=True)
     model_version = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+def export_payload(snapshot, *, users: dict | None = None) -> dict:
+    return {
+        "id": snapshot.pk,
+        "title": snapshot.title,
+        "status": snapshot.status,
+        "md5": snapshot.md5,
+        "counters": snapshot.counters,
+        "created_at": snapshot.created_at,
+        "finished_at": snapshot.finished_at,
+        "created_by": user_simple(snapshot.created_by_id, users or {}),
+        "task_filter_options": snapshot.task_filter_options,
+        "annotation_filter_options": snapshot.annotation_filter_options,
+        "serialization_options": snapshot.serialization_options,
+        "converted_formats": [
+            {"id": c.pk, "export_type": c.export_type, "status": c.status, "traceback": c.traceback or None}
+            for c in snapshot.converted_formats.all()
+        ],
+    }

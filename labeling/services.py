@@ -7,6 +7,7 @@ tenant_context set it). Multi-row writes are one transaction; bulk paths use COP
 import json
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -24,6 +25,7 @@ from labeling.label_config import (
 from labeling.models import Annotation, Prediction, Project, Task
 from labeling.ocr_validation import ResultError, validate_result
 
+ANALYZE_AFTER_TASKS = 1000
 LABEL_RESULT_TYPES = (
     "labels", "rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "choices",
     "taxonomy", "paragraphlabels", "hypertextlabels", "timeserieslabels",
@@ -34,9 +36,15 @@ LABEL_RESULT_TYPES = (
 
 def config_parse(label_config: str) -> ParsedConfig:
     try:
-        return parse_label_config(label_config)
+        return _parse_cached(label_config)
     except LabelConfigError as exc:
         raise ValidationError({"label_config": str(exc)}) from exc
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(label_config: str) -> ParsedConfig:
+    # Every annotation is validated against its project's config: parse each distinct text once.
+    return parse_label_config(label_config)
 
 
 def labels_used_by_annotations(*, project: Project) -> dict[str, set[str]]:
@@ -265,6 +273,10 @@ def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: in
               str(item.get("model_version") or project.model_version or ""), 0.0, now, now)
              for task_id, item in predictions),
         )
+    if count >= ANALYZE_AFTER_TASKS:
+        # Fresh statistics, or the planner takes a big project for a small one and sorts pages.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE labeling_task")
     result.task_count, result.task_ids = count, task_ids
     result.annotation_count, result.prediction_count = len(annotations), len(predictions)
     result.duration = time.monotonic() - started
@@ -291,13 +303,39 @@ def task_update(*, task: Task, data: dict | None = None, meta: dict | None = Non
     return task
 
 
+def _delete_tasks_sql(*, project_id: int, task_ids: list[int] | None) -> int:
+    """Delete tasks and everything hanging off them with one statement per table (no ORM collector)."""
+    task_filter = "project_id = %s" + (" AND id = ANY(%s)" if task_ids is not None else "")
+    params = [project_id] + ([list(task_ids)] if task_ids is not None else [])
+    selected = f"SELECT id FROM labeling_task WHERE {task_filter}"  # noqa: S608 - fixed fragments only
+    with connection.cursor() as cursor:
+        for table in ("labeling_annotationdraft", "labeling_tasklock"):
+            cursor.execute(f"DELETE FROM {table} WHERE task_id IN ({selected})", params)  # noqa: S608
+        cursor.execute(f"DELETE FROM labeling_annotation WHERE task_id IN ({selected})", params)  # noqa: S608
+        cursor.execute(
+            f"UPDATE labeling_annotation SET parent_prediction_id = NULL WHERE parent_prediction_id IN "  # noqa: S608
+            f"(SELECT id FROM labeling_prediction WHERE task_id IN ({selected}))", params
+        )
+        cursor.execute(f"DELETE FROM labeling_prediction WHERE task_id IN ({selected})", params)  # noqa: S608
+        cursor.execute(f"DELETE FROM labeling_task WHERE {task_filter}", params)  # noqa: S608
+        return cursor.rowcount
+
+
 @transaction.atomic
 def tasks_delete(*, project: Project, task_ids: list[int] | None = None) -> int:
     """Delete some (or all) tasks of a project. Returns how many."""
-    queryset = Task.objects.filter(project=project)
-    if task_ids is not None:
-        queryset = queryset.filter(pk__in=task_ids)
-    return queryset.delete()[1].get("labeling.Task", 0)
+    return _delete_tasks_sql(project_id=project.pk, task_ids=task_ids)
+
+
+@transaction.atomic
+def project_delete(*, project: Project) -> None:
+    """Delete a project and its data in bulk; stored export files go with it."""
+    _delete_tasks_sql(project_id=project.pk, task_ids=None)
+    for snapshot in project.exports.prefetch_related("converted_formats"):
+        for stored in [snapshot.file, *(c.file for c in snapshot.converted_formats.all())]:
+            if stored:
+                transaction.on_commit(lambda name=stored.name, storage=stored.storage: storage.delete(name))
+    project.delete()
 
 
 # --- annotations ---------------------------------------------------------------------------------
@@ -421,3 +459,50 @@ def prediction_create(*, task: Task, result, score: float | None = None, model_v
     )
     _refresh_task_counters([task.pk])
     return prediction
+
+
+# --- export snapshots ----------------------------------------------------------------------------
+
+def _run_now_or_later(*, inline: bool, task, args: list) -> None:
+    """Small jobs run in the request (the SDK polls at 1 s); large ones go to Celery after commit."""
+    if inline:
+        task.run(*args)  # the task body itself: no Celery signals touching the request's schema
+    else:
+        transaction.on_commit(lambda: task.delay(*args))
+
+
+def export_snapshot_create(*, project: Project, user, title: str = "", task_filter_options: dict | None = None,
+                           annotation_filter_options: dict | None = None,
+                           serialization_options: dict | None = None):
+    from django.conf import settings
+
+    from labeling.models import ExportSnapshot
+    from labeling.tasks import build_export_snapshot
+
+    snapshot = ExportSnapshot.objects.create(
+        project=project, created_by=user, title=title or "",
+        task_filter_options=task_filter_options or {}, annotation_filter_options=annotation_filter_options or {},
+        serialization_options=serialization_options or {},
+    )
+    inline = Task.objects.filter(project=project).count() <= settings.EXPORT_INLINE_MAX_TASKS
+    _run_now_or_later(inline=inline, task=build_export_snapshot, args=[connection.tenant.pk, snapshot.pk])
+    snapshot.refresh_from_db()
+    return snapshot
+
+
+def export_snapshot_convert(*, snapshot, export_type: str):
+    from django.conf import settings
+
+    from labeling.exports import check_export_type
+    from labeling.models import ConvertedExport, ExportStatus
+    from labeling.tasks import convert_export_snapshot
+
+    export_type = check_export_type(export_type)
+    if snapshot.status != ExportStatus.COMPLETED:
+        raise ValidationError({"export_pk": f"Export {snapshot.pk} is {snapshot.status}; convert it once completed."})
+    converted, created = ConvertedExport.objects.get_or_create(snapshot=snapshot, export_type=export_type)
+    if created or converted.status == ExportStatus.FAILED:
+        inline = (snapshot.counters or {}).get("task_number", 0) <= settings.EXPORT_INLINE_MAX_TASKS
+        _run_now_or_later(inline=inline, task=convert_export_snapshot, args=[connection.tenant.pk, converted.pk])
+        converted.refresh_from_db()
+    return converted

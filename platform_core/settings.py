@@ -61,6 +61,8 @@ TENANT_CREATION_FAKES_MIGRATIONS = True
 TENANT_WARM_POOL_SIZE = int(os.environ.get("TENANT_WARM_POOL_SIZE", "10"))
 ORGANIZATION_DELETION_GRACE = timedelta(days=int(os.environ.get("ORGANIZATION_DELETION_GRACE_DAYS", "30")))
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+# Set search_path once per schema switch instead of before every query (one round trip each).
+TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "tenants.middleware.TenantRoutingMiddleware",
@@ -98,11 +100,21 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/scriptorium")
-DATABASES = {
-    # Finite CONN_MAX_AGE: a backend that touched many schemas holds a large catalog cache.
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "300")))
-}
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+if DATABASE_POOL:
+    # Under ASGI every request runs in a fresh thread, so per-thread persistent connections do
+    # not survive: a pool saves a connection set-up per request. Connections are recycled after
+    # `max_lifetime` (a backend that touched many schemas holds a large catalog cache).
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX", "20")),
+        "max_lifetime": float(os.environ.get("DATABASE_POOL_LIFETIME", "600")),
+        "timeout": 30,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "300"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache, Celery, Channels -------------------------------------------------------------

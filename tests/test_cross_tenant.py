@@ -49,13 +49,22 @@ SAMPLES = [
 ]
 
 
+# Later path parameters, by name.
+NAMED_SAMPLES = {"export_pk": "export_a"}
+
+
 def concrete(route: str, world) -> str:
     if "<" not in route:
         return route
-    for prefix, attribute in SAMPLES:
-        if route.startswith(prefix):
-            return re.sub(r"<\w+>", str(getattr(world, attribute).pk), route, count=1)
-    raise AssertionError(f"cross-tenant suite: add a sample of A's objects for {route} to SAMPLES")
+    prefix = next((attribute for prefix, attribute in SAMPLES if route.startswith(prefix)), None)
+    assert prefix, f"cross-tenant suite: add a sample of A's objects for {route} to SAMPLES"
+    route = re.sub(r"<\w+>", str(getattr(world, prefix).pk), route, count=1)
+
+    def named(match):
+        assert match.group(1) in NAMED_SAMPLES, f"cross-tenant suite: add <{match.group(1)}> to NAMED_SAMPLES"
+        return str(getattr(world, NAMED_SAMPLES[match.group(1)]).pk)
+
+    return re.sub(r"<(\w+)>", named, route)
 
 
 def snapshot_of_a(world) -> tuple:

@@ -240,3 +240,35 @@ def test_export_min_csv_and_unknown_type(owner, project):
     assert table[0]["ocr"] == "a.png" and "Ink" in table[0]["transcription"]
     bad = owner("get", f"/api/projects/{project['id']}/export?exportType=PDF")
     assert bad.status_code == 400 and "exportType" in bad.json()["validation_errors"]
+
+
+def test_export_snapshots_create_convert_download(owner, project):
+    owner("post", f"/api/projects/{project['id']}/import",
+          [{"data": {"ocr": "a.png"}, "annotations": [{"result": ocr_result(text="Quill")}]}, {"ocr": "b.png"}])
+    created = owner("post", f"/api/projects/{project['id']}/exports/", {"title": "Nightly"})
+    assert created.status_code == 201, created.content
+    snapshot = created.json()
+    assert snapshot["status"] == "completed" and snapshot["counters"]["task_number"] == 2
+
+    # The snapshot is frozen: later annotations do not change it.
+    owner("delete", f"/api/projects/{project['id']}/tasks/")
+    downloaded = owner("get", f"/api/projects/{project['id']}/exports/{snapshot['id']}/download?exportType=JSON")
+    assert downloaded.status_code == 200
+    tasks = json.loads(b"".join(downloaded.streaming_content))
+    assert len(tasks) == 2 and tasks[0]["annotations"][0]["result"][2]["value"]["text"] == ["Quill"]
+
+    not_yet = owner("get", f"/api/projects/{project['id']}/exports/{snapshot['id']}/download?exportType=CSV")
+    assert not_yet.status_code == 400
+    converted = owner("post", f"/api/projects/{project['id']}/exports/{snapshot['id']}/convert",
+                      {"export_type": "CSV"})
+    assert converted.status_code == 200 and converted.json()["export_type"] == "CSV"
+    detail = owner("get", f"/api/projects/{project['id']}/exports/{snapshot['id']}").json()
+    assert detail["converted_formats"][0]["status"] == "completed"
+    table = b"".join(owner("get", f"/api/projects/{project['id']}/exports/{snapshot['id']}/download"
+                               f"?exportType=CSV").streaming_content).decode()
+    assert "Quill" in table and "a.png" in table
+
+    listed = owner("get", f"/api/projects/{project['id']}/exports/").json()
+    assert [s["id"] for s in listed] == [snapshot["id"]]
+    assert owner("delete", f"/api/projects/{project['id']}/exports/{snapshot['id']}").status_code == 204
+    assert owner("get", f"/api/projects/{project['id']}/exports/{snapshot['id']}").status_code == 404
