@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from labeling.models import Project
+from labeling.selectors import task_json_expression
 
 FORMATS = [
     {"name": "JSON", "title": "JSON", "description": "List of tasks with their annotations and predictions."},
@@ -33,36 +34,6 @@ FETCH_SIZE = 1000
 # JSON_MIN keeps the meaningful part of a result value: labels for `labels`, text for `textarea`...
 VALUE_KEY_OF_TYPE = {"textarea": "text"}
 
-TASK_JSON_SQL = """
-SELECT jsonb_build_object(
-    'id', t.id, 'data', t.data, 'meta', COALESCE(t.meta, '{}'::jsonb),
-    'created_at', t.created_at, 'updated_at', t.updated_at, 'inner_id', t.inner_id,
-    'total_annotations', t.total_annotations, 'cancelled_annotations', t.cancelled_annotations,
-    'total_predictions', t.total_predictions, 'comment_count', t.comment_count,
-    'unresolved_comment_count', t.unresolved_comment_count, 'last_comment_updated_at', t.last_comment_updated_at,
-    'project', t.project_id, 'updated_by', t.updated_by_id, 'file_upload', t.file_upload_id,
-    'comment_authors', '[]'::jsonb, 'drafts', '[]'::jsonb,
-    'annotations', COALESCE((
-        SELECT jsonb_agg(jsonb_build_object(
-            'id', a.id, 'completed_by', a.completed_by_id, 'result', a.result, 'was_cancelled', a.was_cancelled,
-            'ground_truth', a.ground_truth, 'created_at', a.created_at, 'updated_at', a.updated_at,
-            'draft_created_at', a.draft_created_at, 'lead_time', a.lead_time, 'import_id', a.import_id,
-            'last_action', a.last_action, 'task', a.task_id, 'project', a.project_id,
-            'updated_by', a.updated_by_id, 'parent_prediction', a.parent_prediction_id,
-            'parent_annotation', a.parent_annotation_id
-        ) ORDER BY a.id) FROM labeling_annotation a WHERE a.task_id = t.id), '[]'::jsonb),
-    'predictions', COALESCE((
-        SELECT jsonb_agg(jsonb_build_object(
-            'id', p.id, 'result', p.result, 'score', p.score, 'model_version', p.model_version,
-            'created_at', p.created_at, 'updated_at', p.updated_at, 'task', p.task_id, 'project', p.project_id
-        ) ORDER BY p.id) FROM labeling_prediction p WHERE p.task_id = t.id), '[]'::jsonb)
-)::text
-FROM labeling_task t
-WHERE t.project_id = %s {where}
-ORDER BY t.id
-"""
-
-
 def _task_rows(*, project: Project, download_all_tasks: bool, task_ids: list[int] | None):
     """Yield each task's JSON text from a server-side cursor (in the caller's tenant context)."""
     where, params = "", [project.pk]
@@ -72,8 +43,9 @@ def _task_rows(*, project: Project, download_all_tasks: bool, task_ids: list[int
         where += " AND t.id = ANY(%s)"
         params.append(task_ids)
     cursor = connection.chunked_cursor()
+    sql = f"SELECT {task_json_expression()}::text FROM labeling_task t WHERE t.project_id = %s {where} ORDER BY t.id"
     try:
-        cursor.execute(TASK_JSON_SQL.replace("{where}", where), params)
+        cursor.execute(sql, params)
         while rows := cursor.fetchmany(FETCH_SIZE):
             for (row,) in rows:
                 yield row
