@@ -61,6 +61,7 @@ def run_sdk(args, timer: Timer) -> None:
     from label_studio_sdk import LabelStudio
 
     ls = LabelStudio(base_url=args.url, api_key=args.api_key, timeout=600)
+    ls.versions.get()  # warm-up (untimed): connections, token exchange, server-side caches
     with timer.phase("create OCR project"):
         project = ls.projects.create(title="SDK workload", label_config=OCR_CONFIG)
     try:
@@ -88,6 +89,7 @@ def run_legacy(args, timer: Timer) -> None:
     from label_studio_sdk._legacy import Client
 
     client = Client(url=args.url, api_key=args.api_key)
+    client.get_projects()  # warm-up (untimed)
     with timer.phase("create OCR project"):
         project = client.start_project(title="Legacy workload", label_config=OCR_CONFIG)
     try:

@@ -25,7 +25,6 @@ from labeling.label_config import (
 from labeling.models import Annotation, Prediction, Project, Task
 from labeling.ocr_validation import ResultError, validate_result
 
-ANALYZE_AFTER_TASKS = 1000
 LABEL_RESULT_TYPES = (
     "labels", "rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "choices",
     "taxonomy", "paragraphlabels", "hypertextlabels", "timeserieslabels",
@@ -198,29 +197,52 @@ def _check_results(*, tasks: list[dict], config: ParsedConfig) -> None:
         raise ValidationError({"result": errors})
 
 
-def _copy_rows(table: str, columns: list[str], rows) -> None:
+def _insert_from_json(*, sql: str, rows: list, params: dict) -> list[tuple]:
+    """Run one INSERT ... SELECT over `jsonb_array_elements(%(rows)s)`: a single round trip and a
+    single json.dumps for the whole batch, PostgreSQL splitting it into rows."""
     with connection.cursor() as cursor:
-        raw = cursor.cursor
-        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        cursor.execute(sql, {**params, "rows": json.dumps(rows)})
+        return cursor.fetchall() if cursor.description else []
 
 
-def _reserve_ids(table: str, count: int) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
-        )
-        return [row[0] for row in cursor.fetchall()]
+INSERT_TASKS_SQL = """
+INSERT INTO labeling_task (project_id, data, meta, inner_id, is_labeled, overlap, total_annotations,
+    cancelled_annotations, total_predictions, comment_count, unresolved_comment_count, file_upload_id,
+    import_job_id, created_at, updated_at)
+SELECT %(project)s, e.value->'d', COALESCE(e.value->'m', '{}'::jsonb), %(first)s + e.ordinality - 1,
+    (e.value->>'t')::int >= %(overlap)s, %(overlap)s, (e.value->>'t')::int, (e.value->>'c')::int,
+    (e.value->>'p')::int, 0, 0, %(file_upload)s, %(import_job)s, %(now)s, %(now)s
+FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY e
+RETURNING inner_id, id
+"""
+INSERT_ANNOTATIONS_SQL = """
+INSERT INTO labeling_annotation (task_id, project_id, result, completed_by_id, was_cancelled, ground_truth,
+    lead_time, import_id, created_at, updated_at)
+SELECT (e.value->>'task')::bigint, %(project)s, COALESCE(e.value->'result', '[]'::jsonb), %(user)s,
+    COALESCE((e.value->>'was_cancelled')::boolean, false), COALESCE((e.value->>'ground_truth')::boolean, false),
+    (e.value->>'lead_time')::float, %(import_job)s, %(now)s, %(now)s
+FROM jsonb_array_elements(%(rows)s::jsonb) e
+"""
+INSERT_PREDICTIONS_SQL = """
+INSERT INTO labeling_prediction (task_id, project_id, result, score, model_version, mislabeling, created_at,
+    updated_at)
+SELECT (e.value->>'task')::bigint, %(project)s, COALESCE(e.value->'result', '[]'::jsonb),
+    (e.value->>'score')::float, COALESCE(e.value->>'model_version', %(model_version)s), 0, %(now)s, %(now)s
+FROM jsonb_array_elements(%(rows)s::jsonb) e
+"""
+
+
+def _number_or_none(value, *, field: str):
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValidationError({field: f"Must be a number, got {value!r}."})
 
 
 @transaction.atomic
 def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: int | None = None,
                  file_upload_id: int | None = None) -> ImportResult:
-    """Validate every task, then write tasks, annotations and predictions with COPY. All or nothing.
-
-    Never reads the project's existing tasks: cost depends on the import only.
-    """
+    """Validate every task, then insert tasks, annotations and predictions with one statement each
+    (PostgreSQL expands a JSON array into rows). All or nothing; never reads existing tasks."""
     started = time.monotonic()
     config = config_parse(project.label_config)
     _check_task_data(tasks=tasks, config=config)
@@ -232,51 +254,38 @@ def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: in
     locked = Project.objects.select_for_update().only("next_inner_id").get(pk=project.pk)
     first_inner_id = locked.next_inner_id
     Project.objects.filter(pk=project.pk).update(next_inner_id=F("next_inner_id") + count)
-    task_ids = _reserve_ids("labeling_task", count)
     now = timezone.now()
-    overlap = max(project.maximum_annotations, 1)
-
-    annotations, predictions = [], []
-    task_rows = []
-    for index, (task_id, task) in enumerate(zip(task_ids, tasks, strict=True)):
+    rows = []
+    for task in tasks:
         task_annotations = task.get("annotations") or []
         cancelled = sum(1 for a in task_annotations if a.get("was_cancelled"))
-        total = len(task_annotations) - cancelled
-        task_rows.append((
-            task_id, project.pk, json.dumps(task["data"]), json.dumps(task.get("meta") or {}),
-            first_inner_id + index, total >= overlap, overlap, total, cancelled, len(task.get("predictions") or []),
-            0, 0, file_upload_id, import_job_id, now, now,
-        ))
-        annotations += [(task_id, item) for item in task_annotations]
-        predictions += [(task_id, item) for item in task.get("predictions") or []]
-    _copy_rows(
-        "labeling_task",
-        ["id", "project_id", "data", "meta", "inner_id", "is_labeled", "overlap", "total_annotations",
-         "cancelled_annotations", "total_predictions", "comment_count", "unresolved_comment_count",
-         "file_upload_id", "import_job_id", "created_at", "updated_at"],
-        task_rows,
-    )
+        rows.append({"d": task["data"], "m": task.get("meta") or {}, "t": len(task_annotations) - cancelled,
+                     "c": cancelled, "p": len(task.get("predictions") or [])})
+    common = {"project": project.pk, "now": now, "import_job": import_job_id}
+    inserted = _insert_from_json(sql=INSERT_TASKS_SQL, rows=rows, params={
+        **common, "first": first_inner_id, "overlap": max(project.maximum_annotations, 1),
+        "file_upload": file_upload_id,
+    })
+    id_of_inner = dict(inserted)
+    task_ids = [id_of_inner[first_inner_id + index] for index in range(count)]
+
+    annotations, predictions = [], []
+    for task_id, task in zip(task_ids, tasks, strict=True):
+        for item in task.get("annotations") or []:
+            annotations.append({"task": task_id, "result": item.get("result", []),
+                                "was_cancelled": bool(item.get("was_cancelled", False)),
+                                "ground_truth": bool(item.get("ground_truth", False)),
+                                "lead_time": _number_or_none(item.get("lead_time"), field="lead_time")})
+        for item in task.get("predictions") or []:
+            predictions.append({"task": task_id, "result": item.get("result", []),
+                                "score": _number_or_none(item.get("score"), field="score"),
+                                "model_version": str(item["model_version"]) if item.get("model_version") else None})
     if annotations:
-        _copy_rows(
-            "labeling_annotation",
-            ["task_id", "project_id", "result", "completed_by_id", "was_cancelled", "ground_truth", "lead_time",
-             "import_id", "created_at", "updated_at"],
-            ((task_id, project.pk, json.dumps(item.get("result", [])), user.pk if user else None,
-              bool(item.get("was_cancelled", False)), bool(item.get("ground_truth", False)),
-              item.get("lead_time"), import_job_id, now, now) for task_id, item in annotations),
-        )
+        _insert_from_json(sql=INSERT_ANNOTATIONS_SQL, rows=annotations,
+                          params={**common, "user": user.pk if user else None})
     if predictions:
-        _copy_rows(
-            "labeling_prediction",
-            ["task_id", "project_id", "result", "score", "model_version", "mislabeling", "created_at", "updated_at"],
-            ((task_id, project.pk, json.dumps(item.get("result", [])), item.get("score"),
-              str(item.get("model_version") or project.model_version or ""), 0.0, now, now)
-             for task_id, item in predictions),
-        )
-    if count >= ANALYZE_AFTER_TASKS:
-        # Fresh statistics, or the planner takes a big project for a small one and sorts pages.
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE labeling_task")
+        _insert_from_json(sql=INSERT_PREDICTIONS_SQL, rows=predictions,
+                          params={**common, "model_version": project.model_version or ""})
     result.task_count, result.task_ids = count, task_ids
     result.annotation_count, result.prediction_count = len(annotations), len(predictions)
     result.duration = time.monotonic() - started

@@ -272,3 +272,19 @@ def test_export_snapshots_create_convert_download(owner, project):
     assert [s["id"] for s in listed] == [snapshot["id"]]
     assert owner("delete", f"/api/projects/{project['id']}/exports/{snapshot['id']}").status_code == 204
     assert owner("get", f"/api/projects/{project['id']}/exports/{snapshot['id']}").status_code == 404
+
+
+def test_import_cost_does_not_depend_on_existing_tasks(owner, project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    batch = [{"data": {"ocr": f"{n}.png"}, "annotations": [{"result": ocr_result()}]} for n in range(50)]
+    counts = []
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            assert owner("post", f"/api/projects/{project['id']}/import", batch).status_code == 201
+        counts.append([q["sql"].split()[0] for q in queries.captured_queries])
+        owner("post", f"/api/projects/{project['id']}/import", [{"ocr": f"{n}.png"} for n in range(2000)])
+    assert counts[0] == counts[1], "the same statements, whatever the project already holds"
+    assert not any("labeling_task" in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")
+                   for q in queries.captured_queries), "an import never reads tasks"
