@@ -458,11 +458,7 @@ class ExportSnapshotDetailApi(APIView):
         return Response(export_payload(snapshot, users=_users_by_id([snapshot.created_by_id])))
 
     def delete(self, request, pk, export_pk):
-        snapshot = _snapshot_or_404(_project_or_404(pk), export_pk)
-        for stored in [snapshot.file, *(c.file for c in snapshot.converted_formats.all())]:
-            if stored:
-                stored.delete(save=False)
-        snapshot.delete()
+        services.export_snapshot_delete(snapshot=_snapshot_or_404(_project_or_404(pk), export_pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -341,10 +341,17 @@ def project_delete(*, project: Project) -> None:
     """Delete a project and its data in bulk; stored export files go with it."""
     _delete_tasks_sql(project_id=project.pk, task_ids=None)
     for snapshot in project.exports.prefetch_related("converted_formats"):
-        for stored in [snapshot.file, *(c.file for c in snapshot.converted_formats.all())]:
-            if stored:
-                transaction.on_commit(lambda name=stored.name, storage=stored.storage: storage.delete(name))
+        export_snapshot_delete(snapshot=snapshot)
     project.delete()
+
+
+@transaction.atomic
+def export_snapshot_delete(*, snapshot) -> None:
+    """Delete a snapshot; its stored files (and its conversions') go once the deletion commits."""
+    for stored in [snapshot.file, *(c.file for c in snapshot.converted_formats.all())]:
+        if stored:
+            transaction.on_commit(lambda name=stored.name, storage=stored.storage: storage.delete(name))
+    snapshot.delete()
 
 
 # --- annotations ---------------------------------------------------------------------------------
