@@ -492,3 +492,15 @@ class ExportSnapshotDownloadApi(APIView):
                             status=status.HTTP_409_CONFLICT)
         name = exports.file_name(project=project, export_type=export_type)
         return FileResponse(stored.open("rb"), as_attachment=True, filename=name)
+
+
+class ProjectNextTaskApi(APIView):
+    """The label stream: GET the next task for the current user, reserved for them."""
+
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        task = services.next_task_for(project=project, user=request.user)
+        if task is None:
+            return Response({"detail": "No more tasks to label in this project."}, status=status.HTTP_404_NOT_FOUND)
+        annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
+        return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))

@@ -7,6 +7,7 @@ tenant_context set it). Multi-row writes are one transaction; bulk paths use COP
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 
 from django.core.exceptions import ValidationError
@@ -403,6 +404,7 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
         last_action="submitted" if not was_cancelled else "skipped",
     )
     _refresh_task_counters([task.pk])
+    task_lock_release(task_id=task.pk, user=completed_by or user)
     return annotation
 
 
@@ -522,3 +524,86 @@ def export_snapshot_convert(*, snapshot, export_type: str):
         _run_now_or_later(inline=inline, task=convert_export_snapshot, args=[connection.tenant.pk, converted.pk])
         converted.refresh_from_db()
     return converted
+
+
+# --- label stream --------------------------------------------------------------------------------
+
+def _lock_ttl(project: Project) -> timedelta:
+    from django.conf import settings
+
+    return timedelta(seconds=project.custom_task_lock_ttl or settings.TASK_LOCK_TTL_SECONDS)
+
+
+_STREAM_CANDIDATE_SQL = """
+SELECT t.id FROM labeling_task t
+WHERE t.project_id = %(project)s AND NOT t.is_labeled AND NOT (t.id = ANY(%(tried)s))
+  AND t.total_annotations + {skips_count} + (
+        SELECT count(*) FROM labeling_tasklock l
+        WHERE l.task_id = t.id AND l.expires_at > now() AND l.user_id <> %(user)s) < t.overlap
+  AND NOT EXISTS (SELECT 1 FROM labeling_annotation a
+                  WHERE a.task_id = t.id AND a.completed_by_id = %(user)s {own_skip_filter})
+ORDER BY {order}
+LIMIT 1
+FOR UPDATE OF t SKIP LOCKED
+"""
+_STREAM_STILL_FREE_SQL = """
+SELECT t.total_annotations + {skips_count} + (
+    SELECT count(*) FROM labeling_tasklock l
+    WHERE l.task_id = t.id AND l.expires_at > now() AND l.user_id <> %(user)s) < t.overlap
+FROM labeling_task t WHERE t.id = %(task)s
+"""
+
+
+def _stream_sql(template: str, project: Project) -> str:
+    from labeling.models import SkipQueue
+
+    skips_count = "t.cancelled_annotations" if project.skip_queue == SkipQueue.IGNORE_SKIPPED else "0"
+    # REQUEUE_FOR_ME: a task this user skipped may come back to them (after the others).
+    own_skip_filter = "AND NOT a.was_cancelled" if project.skip_queue == SkipQueue.REQUEUE_FOR_ME else ""
+    if project.skip_queue == SkipQueue.REQUEUE_FOR_ME:
+        order = ("(EXISTS (SELECT 1 FROM labeling_annotation s WHERE s.task_id = t.id "
+                 "AND s.completed_by_id = %(user)s AND s.was_cancelled)), t.id")
+    else:
+        order = "t.id"
+    if project.sampling == "Uniform sampling":
+        order = "random()"
+    return template.format(skips_count=skips_count, own_skip_filter=own_skip_filter, order=order)
+
+
+def next_task_for(*, project: Project, user) -> Task | None:
+    """The label stream: the task this user should label next, reserved for them for a TTL.
+
+    A task is never held (annotated or locked) by more users than its overlap allows, under any
+    concurrency: candidates are row-locked with FOR UPDATE SKIP LOCKED, and the chosen one is
+    re-checked by a fresh statement (which sees every lock committed before we got the row).
+    """
+    from labeling.models import TaskLock
+
+    now = timezone.now()
+    held = (TaskLock.objects.filter(task__project=project, user=user, expires_at__gt=now)
+            .exclude(task__annotations__completed_by=user).order_by("id").first())
+    if held is not None:
+        TaskLock.objects.filter(pk=held.pk).update(expires_at=now + _lock_ttl(project))
+        return Task.objects.get(pk=held.task_id)
+    tried: list[int] = []
+    params = {"project": project.pk, "user": user.pk, "tried": tried}
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_stream_sql(_STREAM_CANDIDATE_SQL, project), params)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            task_id = row[0]
+            cursor.execute(_stream_sql(_STREAM_STILL_FREE_SQL, project), {**params, "task": task_id})
+            if cursor.fetchone()[0]:
+                TaskLock.objects.update_or_create(
+                    task_id=task_id, user=user, defaults={"expires_at": now + _lock_ttl(project)}
+                )
+                return Task.objects.get(pk=task_id)
+        tried.append(task_id)
+
+
+def task_lock_release(*, task_id: int, user) -> None:
+    from labeling.models import TaskLock
+
+    TaskLock.objects.filter(task_id=task_id, user=user).delete()

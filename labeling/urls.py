@@ -20,6 +20,7 @@ api_urlpatterns = [
     route(r"projects/(?P<pk>\d+)/duplicate", api.ProjectDuplicateApi),
     route(r"projects/(?P<pk>\d+)/import", api.ProjectImportApi),
     route(r"projects/(?P<pk>\d+)/tasks", api.ProjectTasksApi),
+    route(r"projects/(?P<pk>\d+)/next", api.ProjectNextTaskApi),
     route(r"projects/(?P<pk>\d+)/export", api.ProjectExportApi),
     route(r"projects/(?P<pk>\d+)/export/formats", api.ExportFormatsApi),
     route(r"projects/(?P<pk>\d+)/exports", api.ExportSnapshotListCreateApi),
