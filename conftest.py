@@ -50,6 +50,7 @@ class World:
     annotation_a: object = None
     prediction_a: object = None
     export_a: object = None
+    import_a: object = None
 
 
 def ocr_result(region: str = "r1", text: str = "Hello", *, x: float = 10, y: float = 10, label: str = "Text") -> list:
@@ -80,8 +81,12 @@ def _labeling_objects_of(organization, owner) -> dict:
         annotation = labeling.annotation_create(task=task, user=owner, result=ocr_result())
         prediction = labeling.prediction_create(task=task, result=ocr_result("p1"), score=0.5, model_version="v1")
         export = labeling.export_snapshot_create(project=project, user=owner)
+        from labeling.models import ImportJob
+
+        import_job = ImportJob.objects.create(project=project, created_by=owner, status=ImportJob.Status.COMPLETED,
+                                              task_count=3)
     return {"project_a": project, "task_a": task, "annotation_a": annotation, "prediction_a": prediction,
-            "export_a": export}
+            "export_a": export, "import_a": import_job}
 
 
 def _member(*, email: str, organization, role: str) -> Member:

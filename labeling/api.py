@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Sum
@@ -16,7 +17,7 @@ from accounts.models import Role, User
 from labeling import exports, selectors, services
 from labeling.importing import ImportFormatError, extension_of, parse_json_payload, parse_text_file
 from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
-from labeling.models import Annotation, ExportSnapshot, ExportStatus, Prediction, Project, Task
+from labeling.models import Annotation, ExportSnapshot, ExportStatus, ImportJob, Prediction, Project, Task
 from labeling.serializers import (
     AnnotationInputSerializer,
     PredictionInputSerializer,
@@ -184,6 +185,12 @@ class ProjectImportApi(LabelingApi):
             return Response({"detail": str(exc), "validation_errors": {"file": [str(exc)]}},
                             status=status.HTTP_400_BAD_REQUEST)
         tasks, found_formats, data_columns = parsed
+        if len(tasks) > settings.IMPORT_SYNC_MAX_TASKS:
+            job = services.import_job_create(
+                project=project, tasks=tasks, user=request.user, found_formats=found_formats,
+                data_columns=sorted(data_columns), return_task_ids=query_bool(request, "return_task_ids"),
+            )
+            return Response({"import": job.pk}, status=status.HTTP_201_CREATED)
         result = services.tasks_import(project=project, tasks=tasks, user=request.user)
         payload = {
             "task_count": result.task_count,
@@ -504,3 +511,20 @@ class ProjectNextTaskApi(APIView):
             return Response({"detail": "No more tasks to label in this project."}, status=status.HTTP_404_NOT_FOUND)
         annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
         return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))
+
+
+class ImportJobApi(APIView):
+    """GET /api/projects/{id}/imports/{import_pk}/: a large import's progress (LSE's ProjectImport)."""
+
+    def get(self, request, pk, import_pk):
+        job = get_object_or_404(ImportJob, project=_project_or_404(pk), pk=import_pk)
+        return Response({
+            "id": job.pk, "project": job.project_id, "status": job.status, "error": job.error or None,
+            "task_count": job.task_count, "annotation_count": job.annotation_count,
+            "prediction_count": job.prediction_count, "duration": job.duration,
+            "file_upload_ids": job.file_upload_ids, "found_formats": job.found_formats,
+            "data_columns": job.data_columns, "task_ids": job.task_ids, "return_task_ids": job.return_task_ids,
+            "commit_to_project": True, "could_be_tasks_list": False, "url": None, "tasks": None,
+            "preannotated_from_fields": None, "created_at": job.created_at, "updated_at": job.updated_at,
+            "finished_at": job.finished_at,
+        })

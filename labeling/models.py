@@ -205,9 +205,13 @@ class ImportJob(models.Model):
     found_formats = models.JSONField(default=dict)
     data_columns = models.JSONField(default=list)
     task_ids = models.JSONField(default=list)
+    return_task_ids = models.BooleanField(default=False)
+    # The parsed tasks, kept in media storage until the job has run.
+    payload = models.FileField(upload_to="imports/", max_length=512, blank=True)
     created_by = user_fk("+", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({self.status})"

@@ -607,3 +607,47 @@ def task_lock_release(*, task_id: int, user) -> None:
     from labeling.models import TaskLock
 
     TaskLock.objects.filter(task_id=task_id, user=user).delete()
+
+
+# --- large imports -------------------------------------------------------------------------------
+
+def import_job_create(*, project: Project, tasks: list[dict], user, found_formats: dict, data_columns: list[str],
+                      return_task_ids: bool = False):
+    """Queue a large import: the parsed tasks go to media storage, a Celery job inserts them."""
+    from django.core.files.base import ContentFile
+
+    from labeling.models import ImportJob
+    from labeling.tasks import run_import_job
+
+    job = ImportJob.objects.create(
+        project=project, created_by=user, found_formats=found_formats, data_columns=data_columns,
+        return_task_ids=return_task_ids,
+    )
+    job.payload.save(f"{connection.schema_name}/{project.pk}/import-{job.pk}.json",
+                     ContentFile(json.dumps(tasks).encode()), save=True)
+    organization_id = connection.tenant.pk
+    transaction.on_commit(lambda: run_import_job.delay(organization_id, job.pk))
+    return job
+
+
+def import_job_run(*, job) -> None:
+    """Run a queued import (in its organization's schema). All or nothing; the outcome is recorded."""
+    from labeling.models import ImportJob
+
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.IN_PROGRESS)
+    with job.payload.open("rb") as handle:
+        tasks = json.load(handle)
+    try:
+        result = tasks_import(project=job.project, tasks=tasks, user=job.created_by, import_job_id=job.pk)
+    except ValidationError as exc:
+        message = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in exc.message_dict.items())
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error=message,
+                                                  finished_at=timezone.now(), payload="")
+        return
+    finally:
+        job.payload.delete(save=False)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.COMPLETED, task_count=result.task_count, annotation_count=result.annotation_count,
+        prediction_count=result.prediction_count, duration=result.duration, finished_at=timezone.now(),
+        task_ids=result.task_ids if job.return_task_ids else [], payload="",
+    )

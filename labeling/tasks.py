@@ -24,3 +24,14 @@ def convert_export_snapshot(organization_id: int, converted_id: int) -> None:
     with tenant_context(Organization.objects.get(pk=organization_id)):
         converted = ConvertedExport.objects.select_related("snapshot__project").get(pk=converted_id)
         exports.convert_snapshot(converted=converted)
+
+
+@shared_task(name="labeling.run_import_job")
+def run_import_job(organization_id: int, job_id: int) -> None:
+    from labeling import services
+    from labeling.models import ImportJob
+
+    with tenant_context(Organization.objects.get(pk=organization_id)):
+        job = ImportJob.objects.select_related("project", "created_by").get(pk=job_id)
+        if job.status == ImportJob.Status.CREATED:  # idempotent: a redelivered message does nothing
+            services.import_job_run(job=job)

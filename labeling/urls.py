@@ -19,6 +19,7 @@ api_urlpatterns = [
     route(r"projects/(?P<pk>\d+)/validate", api.LabelConfigValidateApi),
     route(r"projects/(?P<pk>\d+)/duplicate", api.ProjectDuplicateApi),
     route(r"projects/(?P<pk>\d+)/import", api.ProjectImportApi),
+    route(r"projects/(?P<pk>\d+)/imports/(?P<import_pk>\d+)", api.ImportJobApi),
     route(r"projects/(?P<pk>\d+)/tasks", api.ProjectTasksApi),
     route(r"projects/(?P<pk>\d+)/next", api.ProjectNextTaskApi),
     route(r"projects/(?P<pk>\d+)/export", api.ProjectExportApi),

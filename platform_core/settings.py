@@ -192,6 +192,8 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))
 # Snapshots of projects up to this many tasks are built in the request; larger ones by Celery.
 EXPORT_INLINE_MAX_TASKS = int(os.environ.get("EXPORT_INLINE_MAX_TASKS", "50000"))
+# Imports up to this many tasks answer synchronously (like LS Community); larger ones are jobs.
+IMPORT_SYNC_MAX_TASKS = int(os.environ.get("IMPORT_SYNC_MAX_TASKS", "100000"))
 # How long a task handed out by the label stream stays reserved (projects may override).
 TASK_LOCK_TTL_SECONDS = int(os.environ.get("TASK_LOCK_TTL_SECONDS", "600"))
 LANGUAGE_CODE = "en-us"

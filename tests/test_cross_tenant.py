@@ -50,7 +50,7 @@ SAMPLES = [
 
 
 # Later path parameters, by name.
-NAMED_SAMPLES = {"export_pk": "export_a"}
+NAMED_SAMPLES = {"export_pk": "export_a", "import_pk": "import_a"}
 
 
 def concrete(route: str, world) -> str:

@@ -288,3 +288,31 @@ def test_import_cost_does_not_depend_on_existing_tasks(owner, project):
     assert counts[0] == counts[1], "the same statements, whatever the project already holds"
     assert not any("labeling_task" in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")
                    for q in queries.captured_queries), "an import never reads tasks"
+
+
+def test_large_imports_become_jobs_polled_until_done(owner, world, project, settings):
+    from labeling.tasks import run_import_job
+
+    settings.IMPORT_SYNC_MAX_TASKS = 3
+    accepted = owner("post", f"/api/projects/{project['id']}/import?return_task_ids=true",
+                     [{"ocr": f"{n}.png"} for n in range(5)])
+    assert accepted.status_code == 201 and set(accepted.json()) == {"import"}
+    job_url = f"/api/projects/{project['id']}/imports/{accepted.json()['import']}/"
+    assert owner("get", job_url).json()["status"] == "created"
+    assert _task_count(world, project["id"]) == 0
+
+    run_import_job.run(world.org_a.pk, accepted.json()["import"])  # what the Celery worker runs
+    done = owner("get", job_url).json()
+    assert done["status"] == "completed" and done["task_count"] == 5 and len(done["task_ids"]) == 5
+    assert _task_count(world, project["id"]) == 5
+
+
+def test_a_failing_import_job_records_the_error_and_imports_nothing(owner, world, project, settings):
+    from labeling.tasks import run_import_job
+
+    settings.IMPORT_SYNC_MAX_TASKS = 1
+    accepted = owner("post", f"/api/projects/{project['id']}/import", [{"ocr": "a.png"}, {"image": "b.png"}])
+    run_import_job.run(world.org_a.pk, accepted.json()["import"])
+    failed = owner("get", f"/api/projects/{project['id']}/imports/{accepted.json()['import']}").json()
+    assert failed["status"] == "failed" and "task #2" in failed["error"] and "'ocr'" in failed["error"]
+    assert _task_count(world, project["id"]) == 0
