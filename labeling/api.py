@@ -15,7 +15,14 @@ from rest_framework.views import APIView
 
 from accounts.models import Role, User
 from labeling import exports, selectors, services
-from labeling.importing import ImportFormatError, extension_of, parse_json_payload, parse_text_file
+from labeling.importing import (
+    TEXT_FORMATS,
+    ImportFormatError,
+    ParsedImport,
+    extension_of,
+    parse_json_payload,
+    parse_text_file,
+)
 from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
 from labeling.models import Annotation, ExportSnapshot, ExportStatus, ImportJob, Prediction, Project, Task
 from labeling.serializers import (
@@ -184,14 +191,13 @@ class ProjectImportApi(LabelingApi):
         except ImportFormatError as exc:
             return Response({"detail": str(exc), "validation_errors": {"file": [str(exc)]}},
                             status=status.HTTP_400_BAD_REQUEST)
-        tasks, found_formats, data_columns = parsed
-        if len(tasks) > settings.IMPORT_SYNC_MAX_TASKS:
+        if len(parsed.tasks) > settings.IMPORT_SYNC_MAX_TASKS:
             job = services.import_job_create(
-                project=project, tasks=tasks, user=request.user, found_formats=found_formats,
-                data_columns=sorted(data_columns), return_task_ids=query_bool(request, "return_task_ids"),
+                project=project, tasks=parsed.tasks, user=request.user, found_formats=parsed.found_formats,
+                data_columns=sorted(parsed.data_columns), return_task_ids=query_bool(request, "return_task_ids"),
             )
             return Response({"import": job.pk}, status=status.HTTP_201_CREATED)
-        result = services.tasks_import(project=project, tasks=tasks, user=request.user)
+        result = services.tasks_import(project=project, tasks=parsed.tasks, user=request.user)
         payload = {
             "task_count": result.task_count,
             "annotation_count": result.annotation_count,
@@ -200,36 +206,30 @@ class ProjectImportApi(LabelingApi):
             "duration": result.duration,
             "file_upload_ids": [],
             "could_be_tasks_list": False,
-            "found_formats": found_formats,
-            "data_columns": sorted(data_columns),
+            "found_formats": parsed.found_formats,
+            "data_columns": sorted(parsed.data_columns),
         }
         if query_bool(request, "return_task_ids"):
             payload["task_ids"] = result.task_ids
         return Response(payload, status=status.HTTP_201_CREATED)
 
-    def _parse(self, request):
+    def _parse(self, request) -> ParsedImport:
+        parsed = ParsedImport()
         if request.FILES:
-            tasks, formats, columns = [], {}, set()
             for upload in request.FILES.getlist("file") or list(request.FILES.values()):
                 name = upload.name or "upload"
-                if extension_of(name) not in {".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".txt"}:
+                if extension_of(name) not in TEXT_FORMATS:
                     raise ImportFormatError(f"{name}: unsupported file type; use JSON, JSON lines, CSV, TSV or TXT.")
-                fmt, file_tasks = parse_text_file(name=name, raw=upload.read())
-                tasks.extend(file_tasks)
-                formats[fmt] = formats.get(fmt, 0) + 1
-                for task in file_tasks:
-                    columns.update(task["data"])
-            return tasks, formats, columns
+                fmt, tasks = parse_text_file(name=name, raw=upload.read())
+                parsed.extend(tasks, fmt)
+            return parsed
         payload = request.data
         if isinstance(payload, dict) and not payload:
             raise ImportFormatError("No tasks: send a JSON list of tasks or upload files in the 'file' field.")
         if hasattr(payload, "dict") and not isinstance(payload, dict | list):
             payload = payload.dict()
-        tasks = parse_json_payload(payload)
-        columns = set()
-        for task in tasks:
-            columns.update(task["data"])
-        return tasks, {"json": 1}, columns
+        parsed.extend(parse_json_payload(payload), "json")
+        return parsed
 
 
 # --- tasks ---------------------------------------------------------------------------------------
@@ -248,6 +248,11 @@ def _task_page(request, project: Project, queryset, *, with_related: bool, page:
         annotations_of_user=request.user.pk if own_only else None,
     )
     return tasks, totals
+
+
+def _task_with_related_response(task: Task) -> Response:
+    annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
+    return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))
 
 
 def _json_response(body: str, status_code: int = 200) -> HttpResponse:
@@ -308,9 +313,7 @@ class ProjectTasksApi(LabelingApi):
 
 class TaskDetailApi(APIView):
     def get(self, request, pk):
-        task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
-        annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
-        return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))
+        return _task_with_related_response(get_object_or_404(Task, pk=pk))
 
     def patch(self, request, pk):
         task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
@@ -509,8 +512,7 @@ class ProjectNextTaskApi(APIView):
         task = services.next_task_for(project=project, user=request.user)
         if task is None:
             return Response({"detail": "No more tasks to label in this project."}, status=status.HTTP_404_NOT_FOUND)
-        annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
-        return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))
+        return _task_with_related_response(task)
 
 
 class ImportJobApi(APIView):

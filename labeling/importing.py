@@ -123,9 +123,6 @@ TEXT_FORMATS = {
     ".tsv": ("tsv", partial(_parse_table, delimiter="\t")),
     ".txt": ("txt", _parse_txt),
 }
-MEDIA_FORMATS = {
-    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pdf",
-}
 
 
 def extension_of(name: str) -> str:

@@ -520,10 +520,11 @@ _OCR_TRANSCRIPTION = """\
             maxSubmissions="1" rows="5"
             placeholder="Recognized Text" displayMode="region-list"/>"""
 
-#: The standard OCR project: regions drawn as rectangles or polygons, typed Text/Handwriting, each transcribed.
-OCR_DEFAULT_CONFIG = f"""\
+def _ocr_config(image_source: str) -> str:
+    """The OCR layout around one Image tag source (`value="$ocr"` or `valueList="$pages"`)."""
+    return f"""\
 <View>
-  <Image name="image" value="$ocr"/>
+  <Image name="image" {image_source}/>
   <Labels name="label" toName="image">
     <Label value="Text" background="green"/>
     <Label value="Handwriting" background="blue"/>
@@ -534,18 +535,10 @@ OCR_DEFAULT_CONFIG = f"""\
 </View>
 """
 
-_OCR_MULTIPAGE_CONFIG = f"""\
-<View>
-  <Image name="image" valueList="$pages"/>
-  <Labels name="label" toName="image">
-    <Label value="Text" background="green"/>
-    <Label value="Handwriting" background="blue"/>
-  </Labels>
-  <Rectangle name="bbox" toName="image" strokeWidth="3"/>
-  <Polygon name="poly" toName="image" strokeWidth="3"/>
-{_OCR_TRANSCRIPTION}
-</View>
-"""
+
+#: The standard OCR project: regions drawn as rectangles or polygons, typed Text/Handwriting, each transcribed.
+OCR_DEFAULT_CONFIG = _ocr_config('value="$ocr"')
+_OCR_MULTIPAGE_CONFIG = _ocr_config('valueList="$pages"')
 
 _OCR_LABELED_REGIONS_CONFIG = f"""\
 <View>

@@ -46,14 +46,11 @@ def tasks_of(*, project: Project, ids: list[int] | None = None, only_annotated: 
     return queryset.order_by("id")
 
 
-def related_for_tasks(*, task_ids: list[int], user=None, own_only: bool = False) -> tuple[dict, dict]:
-    """Annotations and predictions for a page of tasks: two queries, whatever the page size."""
+def related_for_tasks(*, task_ids: list[int]) -> tuple[dict, dict]:
+    """Annotations and predictions for some tasks: two queries, whatever their number."""
     annotations: dict[int, list[Annotation]] = {task_id: [] for task_id in task_ids}
     predictions: dict[int, list[Prediction]] = {task_id: [] for task_id in task_ids}
-    annotation_qs = Annotation.objects.filter(task_id__in=task_ids).order_by("id")
-    if own_only and user is not None:
-        annotation_qs = annotation_qs.filter(completed_by=user)
-    for annotation in annotation_qs:
+    for annotation in Annotation.objects.filter(task_id__in=task_ids).order_by("id"):
         annotations[annotation.task_id].append(annotation)
     for prediction in Prediction.objects.filter(task_id__in=task_ids).order_by("id"):
         predictions[prediction.task_id].append(prediction)

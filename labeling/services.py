@@ -534,12 +534,15 @@ def _lock_ttl(project: Project) -> timedelta:
     return timedelta(seconds=project.custom_task_lock_ttl or settings.TASK_LOCK_TTL_SECONDS)
 
 
+# A task still has room for this user: annotations (and counted skips) plus other users' live
+# locks stay under its overlap.
+_BELOW_OVERLAP_SQL = """t.total_annotations + {skips_count} + (
+    SELECT count(*) FROM labeling_tasklock l
+    WHERE l.task_id = t.id AND l.expires_at > now() AND l.user_id <> %(user)s) < t.overlap"""
 _STREAM_CANDIDATE_SQL = """
 SELECT t.id FROM labeling_task t
 WHERE t.project_id = %(project)s AND NOT t.is_labeled AND NOT (t.id = ANY(%(tried)s))
-  AND t.total_annotations + {skips_count} + (
-        SELECT count(*) FROM labeling_tasklock l
-        WHERE l.task_id = t.id AND l.expires_at > now() AND l.user_id <> %(user)s) < t.overlap
+  AND {below_overlap}
   AND NOT EXISTS (SELECT 1 FROM labeling_annotation a
                   WHERE a.task_id = t.id AND a.completed_by_id = %(user)s {own_skip_filter})
 ORDER BY {order}
@@ -547,9 +550,7 @@ LIMIT 1
 FOR UPDATE OF t SKIP LOCKED
 """
 _STREAM_STILL_FREE_SQL = """
-SELECT t.total_annotations + {skips_count} + (
-    SELECT count(*) FROM labeling_tasklock l
-    WHERE l.task_id = t.id AND l.expires_at > now() AND l.user_id <> %(user)s) < t.overlap
+SELECT {below_overlap}
 FROM labeling_task t WHERE t.id = %(task)s
 """
 
@@ -567,7 +568,8 @@ def _stream_sql(template: str, project: Project) -> str:
         order = "t.id"
     if project.sampling == "Uniform sampling":
         order = "random()"
-    return template.format(skips_count=skips_count, own_skip_filter=own_skip_filter, order=order)
+    below_overlap = _BELOW_OVERLAP_SQL.format(skips_count=skips_count)
+    return template.format(below_overlap=below_overlap, own_skip_filter=own_skip_filter, order=order)
 
 
 def next_task_for(*, project: Project, user) -> Task | None:
