@@ -78,6 +78,12 @@ class FileUpload(models.Model):
     file = models.FileField(upload_to="uploads/%Y/%m/%d/", max_length=512)
     original_name = models.CharField(max_length=512, blank=True, default="")
     size = models.BigIntegerField(default=0)
+    content_type = models.CharField(max_length=128, blank=True, default="")
+    # Images derived from the upload: one per PDF page (storage names, in page order), and a preview.
+    pages = models.JSONField(default=list, blank=True)
+    thumbnail = models.FileField(upload_to="thumbnails/%Y/%m/%d/", max_length=512, blank=True)
+    width = models.IntegerField(null=True, blank=True)
+    height = models.IntegerField(null=True, blank=True)
     created_by = user_fk("+", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -180,6 +186,7 @@ class AnnotationDraft(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["task", "user"], name="draft_task_user_idx")]
 
     def __str__(self) -> str:
         return f"Draft {self.pk}"
@@ -279,3 +286,205 @@ class ConvertedExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.export_type} of export {self.snapshot_id} ({self.status})"
+
+
+class TaskAssignment(models.Model):
+    """A task assigned to a user, to annotate (AN) or to review (RE)."""
+
+    class Type(models.TextChoices):
+        ANNOTATE = "AN", "Annotate"
+        REVIEW = "RE", "Review"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    assignee = user_fk("+")
+    type = models.CharField(max_length=2, choices=Type.choices, default=Type.ANNOTATE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["task", "assignee", "type"], name="uniq_task_assignment")]
+        indexes = [models.Index(fields=["assignee", "type", "task"], name="task_assignment_user_idx")]
+
+    def __str__(self) -> str:
+        return f"Task {self.task_id} assigned to {self.assignee_id} ({self.type})"
+
+
+class AnnotationHistory(models.Model):
+    """One revision of an annotation (LS's ActionEnum). Plain ids: history outlives what it records."""
+
+    class Action(models.TextChoices):
+        PREDICTION = "prediction"
+        PROPAGATED_ANNOTATION = "propagated_annotation"
+        IMPORTED = "imported"
+        SUBMITTED = "submitted"
+        UPDATED = "updated"
+        SKIPPED = "skipped"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        FIXED_AND_ACCEPTED = "fixed_and_accepted"
+        DELETED_REVIEW = "deleted_review"
+
+    annotation_id = models.BigIntegerField(null=True, blank=True)
+    task_id = models.BigIntegerField(null=True, blank=True)
+    project_id = models.BigIntegerField(null=True, blank=True)
+    draft_id = models.BigIntegerField(null=True, blank=True)
+    review_id = models.BigIntegerField(null=True, blank=True)
+    comment_id = models.BigIntegerField(null=True, blank=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices, null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    lead_time = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["annotation_id", "id"], name="annotation_history_ann_idx"),
+            models.Index(fields=["project_id", "id"], name="annotation_history_proj_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"History {self.pk} of annotation {self.annotation_id} ({self.action})"
+
+
+class AnnotationReview(models.Model):
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="reviews")
+    created_by = user_fk("+")
+    accepted = models.BooleanField(default=False)
+    result = models.JSONField(null=True, blank=True)
+    remove_from_queue = models.BooleanField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    previous_annotation_history = models.ForeignKey(
+        AnnotationHistory, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    fixed_annotation_history = models.ForeignKey(
+        AnnotationHistory, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_annotation_history = models.ForeignKey(
+        AnnotationHistory, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Review {self.pk} of annotation {self.annotation_id}"
+
+
+class Comment(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comments")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="comments")
+    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="comments")
+    draft = models.ForeignKey(AnnotationDraft, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="comments")
+    text = models.TextField(null=True, blank=True)
+    region_ref = models.JSONField(null=True, blank=True)
+    classifications = models.JSONField(null=True, blank=True)
+    is_resolved = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_by = user_fk("+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["task", "id"], name="comment_task_idx")]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on task {self.task_id}"
+
+
+class DataManagerView(models.Model):
+    """A data manager tab: filters, ordering, hidden columns (LS's View)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="views")
+    user = user_fk("+", null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True, null=True)
+    filter_group = models.JSONField(null=True, blank=True)
+    ordering = models.JSONField(default=list, blank=True, null=True)
+    selected_items = models.JSONField(null=True, blank=True)
+    order = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"View {self.pk} of project {self.project_id}"
+
+
+class Webhook(models.Model):
+    """An outgoing webhook; organization-wide when `project` is null (LS's Webhook)."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2048)
+    headers = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    send_payload = models.BooleanField(default=True)
+    send_for_all_actions = models.BooleanField(default=True)
+    actions = models.JSONField(default=list, blank=True)
+    # Signs each delivery (HMAC-SHA256). Stored encrypted (platform_core.crypto); write-only in the API.
+    secret_encrypted = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Webhook {self.pk} to {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being retried) to one webhook."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    action = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.IntegerField(default=0)
+    response_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} to webhook {self.webhook_id} ({self.status})"
+
+
+class ActivityLog(models.Model):
+    """One API call made in this organization (LSE's ActivityLog)."""
+
+    user_id = models.BigIntegerField(null=True, blank=True)
+    email = models.CharField(max_length=256, blank=True, default="")
+    request_method = models.CharField(max_length=10)
+    request_url = models.CharField(max_length=256)
+    response_code = models.CharField(max_length=3)
+    duration = models.IntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=1024, blank=True, default="")
+    http_referer = models.CharField(max_length=1024, blank=True, default="")
+    project_id = models.BigIntegerField(null=True, blank=True)
+    workspace_owner_id = models.BigIntegerField(null=True, blank=True)
+    user_session = models.CharField(max_length=8, null=True, blank=True)
+    extra_data = models.JSONField(null=True, blank=True)
+    datetime = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["user_id", "id"], name="activity_log_user_idx"),
+                   models.Index(fields=["project_id", "id"], name="activity_log_project_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.request_method} {self.request_url} ({self.response_code})"

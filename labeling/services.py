@@ -23,7 +23,7 @@ from labeling.label_config import (
     config_change_orphans,
     parse_label_config,
 )
-from labeling.models import Annotation, Prediction, Project, Task
+from labeling.models import Annotation, AnnotationHistory, Prediction, Project, Task
 from labeling.ocr_validation import ResultError, validate_result
 
 LABEL_RESULT_TYPES = (
@@ -319,7 +319,11 @@ def _delete_tasks_sql(*, project_id: int, task_ids: list[int] | None) -> int:
     params = [project_id] + ([list(task_ids)] if task_ids is not None else [])
     selected = f"SELECT id FROM labeling_task WHERE {task_filter}"  # noqa: S608 - fixed fragments only
     with connection.cursor() as cursor:
-        for table in ("labeling_annotationdraft", "labeling_tasklock"):
+        cursor.execute(
+            f"DELETE FROM labeling_annotationreview WHERE annotation_id IN "  # noqa: S608
+            f"(SELECT id FROM labeling_annotation WHERE task_id IN ({selected}))", params
+        )
+        for table in ("labeling_comment", "labeling_annotationdraft", "labeling_tasklock", "labeling_taskassignment"):
             cursor.execute(f"DELETE FROM {table} WHERE task_id IN ({selected})", params)  # noqa: S608
         cursor.execute(f"DELETE FROM labeling_annotation WHERE task_id IN ({selected})", params)  # noqa: S608
         cursor.execute(
@@ -341,6 +345,7 @@ def tasks_delete(*, project: Project, task_ids: list[int] | None = None) -> int:
 def project_delete(*, project: Project) -> None:
     """Delete a project and its data in bulk; stored export files go with it."""
     _delete_tasks_sql(project_id=project.pk, task_ids=None)
+    AnnotationHistory.objects.filter(project_id=project.pk).delete()
     for snapshot in project.exports.prefetch_related("converted_formats"):
         export_snapshot_delete(snapshot=snapshot)
     project.delete()

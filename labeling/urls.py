@@ -1,15 +1,8 @@
-"""Labeling routes, mounted under /api/. Label Studio's clients call paths with and without the
-trailing slash (POST too), so every route answers both ways."""
+"""Labeling routes, mounted under /api/. Every route answers with and without the trailing slash
+(platform_core.routing.route). Each feature module keeps its own route list."""
 
-from django.urls import re_path
-
-from labeling import api
-
-
-def route(pattern: str, view, name: str | None = None):
-    """`pattern` without its trailing slash; matches with or without one."""
-    return re_path(rf"^{pattern}/?$", view.as_view(), name=name)
-
+from labeling import api, api_activity, api_data_manager, api_review, api_uploads, api_webhooks
+from platform_core.routing import route
 
 api_urlpatterns = [
     route(r"projects", api.ProjectListCreateApi, "project-list"),
@@ -35,4 +28,7 @@ api_urlpatterns = [
     route(r"annotations/(?P<pk>\d+)", api.AnnotationDetailApi),
     route(r"predictions", api.PredictionListCreateApi),
     route(r"predictions/(?P<pk>\d+)", api.PredictionDetailApi),
-]
+] + (
+    api_review.urlpatterns + api_uploads.urlpatterns + api_data_manager.urlpatterns
+    + api_webhooks.urlpatterns + api_activity.urlpatterns
+)

@@ -208,3 +208,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Keys for secrets stored encrypted (platform_core/crypto.py), newest first, comma-separated.
+FIELD_ENCRYPTION_KEYS = [
+    key.strip() for key in os.environ.get("FIELD_ENCRYPTION_KEYS", f"derived:{SECRET_KEY}").split(",") if key.strip()
+]

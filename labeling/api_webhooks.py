@@ -1,0 +1,3 @@
+"""Placeholder: routes of this feature module (see labeling/urls.py)."""
+
+urlpatterns: list = []
