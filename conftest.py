@@ -113,11 +113,37 @@ def django_db_setup(django_test_environment, django_db_blocker, tmp_path_factory
     settings.MEDIA_ROOT = str(media)
     os.environ["MEDIA_ROOT"] = str(media)
 
+    # One test database per pytest process, so two runs on one server never drop each other's.
+    database = settings.DATABASES["default"]
+    database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
     with django_db_blocker.unblock():
+        _drop_test_databases_of_dead_runs(database["NAME"])
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0)
+
+
+def _drop_test_databases_of_dead_runs(name: str) -> None:
+    """Test databases left by runs that were killed before their teardown."""
+    from django.db import connection
+
+    with connection._nodb_cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"test_{name}_%"])
+        for (datname,) in cursor.fetchall():
+            pid = datname.rsplit("_", 1)[-1]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{datname}" WITH (FORCE)')
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
