@@ -31,6 +31,7 @@ from labeling.serializers import (
     ProjectInputSerializer,
     TaskInputSerializer,
     annotation_payload,
+    draft_payload,
     export_payload,
     prediction_payload,
     project_payload,
@@ -250,9 +251,11 @@ def _task_page(request, project: Project, queryset, *, with_related: bool, page:
     return tasks, totals
 
 
-def _task_with_related_response(task: Task) -> Response:
+def _task_with_related_response(request, task: Task) -> Response:
     annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
-    return Response(task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk]))
+    payload = task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk])
+    payload["drafts"] = [draft_payload(d) for d in task.drafts.filter(user=request.user).order_by("id")]
+    return Response(payload)
 
 
 def _json_response(body: str, status_code: int = 200) -> HttpResponse:
@@ -313,7 +316,7 @@ class ProjectTasksApi(LabelingApi):
 
 class TaskDetailApi(APIView):
     def get(self, request, pk):
-        return _task_with_related_response(get_object_or_404(Task, pk=pk))
+        return _task_with_related_response(request, get_object_or_404(Task, pk=pk))
 
     def patch(self, request, pk):
         task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
@@ -512,7 +515,7 @@ class ProjectNextTaskApi(APIView):
         task = services.next_task_for(project=project, user=request.user)
         if task is None:
             return Response({"detail": "No more tasks to label in this project."}, status=status.HTTP_404_NOT_FOUND)
-        return _task_with_related_response(task)
+        return _task_with_related_response(request, task)
 
 
 class ImportJobApi(APIView):

@@ -1,3 +1,455 @@
-"""Placeholder: routes of this feature module (see labeling/urls.py)."""
+"""API of the work around annotations: drafts, annotation history, reviews, comments, task
+assignments, bulk annotations, imported predictions and model versions (Label Studio shapes)."""
 
-urlpatterns: list = []
+import csv
+import io
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ADMIN_ROLES, Role
+from labeling import collaboration, services
+from labeling.api import MANAGERS, LabelingApi, _project_or_404, _users_by_id, query_bool, query_int
+from labeling.models import (
+    Annotation,
+    AnnotationDraft,
+    AnnotationHistory,
+    AnnotationReview,
+    Comment,
+    Task,
+)
+from labeling.serializers import (
+    assignment_payload,
+    comment_payload,
+    draft_payload,
+    history_payload,
+    review_payload,
+)
+from platform_core.routing import route
+
+REVIEWERS = MANAGERS | {Role.REVIEWER}
+
+
+def _role(request) -> str:
+    return request._request.membership.role
+
+
+def _require(request, roles, what: str) -> None:
+    if _role(request) not in roles:
+        from rest_framework.exceptions import PermissionDenied
+
+        raise PermissionDenied(f"Your role does not allow {what}.")
+
+
+def _int_list(value, field: str) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise ValidationError({field: "Must be a list of integer ids."})
+    return value
+
+
+def _ids_param(request, name: str) -> list[int] | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ValidationError({name: "Must be comma-separated integer ids."}) from None
+
+
+# --- drafts --------------------------------------------------------------------------------------
+
+def _draft_fields(request) -> dict:
+    data = request.data if isinstance(request.data, dict) else {}
+    fields = {}
+    if "result" in data:
+        fields["result"] = data["result"]
+    if "lead_time" in data:
+        lead_time = data["lead_time"]
+        if lead_time is not None and (not isinstance(lead_time, int | float) or lead_time < 0):
+            raise ValidationError({"lead_time": "Must be a non-negative number of seconds."})
+        fields["lead_time"] = lead_time
+    if "was_postponed" in data:
+        fields["was_postponed"] = str(data["was_postponed"]).lower() in ("true", "1")
+    return fields
+
+
+class TaskDraftsApi(APIView):
+    """GET the current user's drafts of a task; POST saves (creates or overwrites) one."""
+
+    def get(self, request, pk):
+        task = get_object_or_404(Task, pk=pk)
+        drafts = AnnotationDraft.objects.filter(task=task, user=request.user).order_by("id")
+        return Response([draft_payload(d) for d in drafts])
+
+    def post(self, request, pk):
+        task = get_object_or_404(Task, pk=pk)
+        fields = _draft_fields(request)
+        if "result" not in fields:
+            raise ValidationError({"result": "Required."})
+        draft = collaboration.draft_save(task=task, user=request.user, **fields)
+        return Response(draft_payload(draft), status=status.HTTP_201_CREATED)
+
+
+class AnnotationDraftsApi(APIView):
+    """POST a draft of changes to an existing annotation."""
+
+    def post(self, request, pk):
+        annotation = get_object_or_404(Annotation.objects.select_related("task"), pk=pk)
+        fields = _draft_fields(request)
+        if "result" not in fields:
+            raise ValidationError({"result": "Required."})
+        draft = collaboration.draft_save(task=annotation.task, annotation=annotation, user=request.user, **fields)
+        return Response(draft_payload(draft), status=status.HTTP_201_CREATED)
+
+
+class DraftDetailApi(APIView):
+    """A draft belongs to its author: others get 404."""
+
+    def _get(self, request, pk) -> AnnotationDraft:
+        return get_object_or_404(AnnotationDraft, pk=pk, user=request.user)
+
+    def get(self, request, pk):
+        return Response(draft_payload(self._get(request, pk)))
+
+    def patch(self, request, pk):
+        draft = collaboration.draft_update(draft=self._get(request, pk), fields=_draft_fields(request))
+        return Response(draft_payload(draft))
+
+    put = patch
+
+    def delete(self, request, pk):
+        self._get(request, pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- annotation history --------------------------------------------------------------------------
+
+class HistoryPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class AnnotationHistoryListApi(APIView):
+    def get(self, request):
+        annotation_id = query_int(request, "annotation")
+        if annotation_id is None:
+            raise ValidationError({"annotation": "Give the annotation id: ?annotation=ID."})
+        ordering = "id" if request.query_params.get("ordering") == "id" else "-id"
+        entries = AnnotationHistory.objects.filter(annotation_id=annotation_id).order_by(ordering)[:1000]
+        return Response([history_payload(e) for e in entries])
+
+    def delete(self, request):
+        _require(request, ADMIN_ROLES, "deleting annotation history")
+        removed = collaboration.history_delete(
+            annotation_id=query_int(request, "annotation"), task_id=query_int(request, "task"),
+            project_id=query_int(request, "project"),
+        )
+        return Response({"removed": removed})
+
+
+class AnnotationHistoryDetailApi(APIView):
+    def get(self, request, pk):
+        return Response(history_payload(get_object_or_404(AnnotationHistory, pk=pk)))
+
+
+class ProjectAnnotationHistoryApi(APIView):
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        paginator = HistoryPagination()
+        page = paginator.paginate_queryset(AnnotationHistory.objects.filter(project_id=project.pk).order_by("-id"),
+                                           request, view=self)
+        return paginator.get_paginated_response([history_payload(e) for e in page])
+
+
+# --- reviews -------------------------------------------------------------------------------------
+
+def _review_input(request, *, partial: bool) -> dict:
+    data = request.data if isinstance(request.data, dict) else {}
+    fields = {}
+    if "accepted" in data:
+        if str(data["accepted"]).lower() not in ("true", "false", "1", "0"):
+            raise ValidationError({"accepted": "Must be true or false."})
+        fields["accepted"] = str(data["accepted"]).lower() in ("true", "1")
+    elif not partial:
+        raise ValidationError({"accepted": "Required: true to accept, false to reject."})
+    if "remove_from_queue" in data:
+        fields["remove_from_queue"] = data["remove_from_queue"] in (True, "true", "True", 1, "1")
+    return fields
+
+
+class AnnotationReviewListApi(APIView):
+    def get(self, request):
+        reviews = collaboration.reviews_filtered(
+            annotation_id=query_int(request, "annotation"), project_id=query_int(request, "annotation__task__project"),
+        )[:10000]
+        return Response([review_payload(r) for r in reviews])
+
+    def post(self, request):
+        _require(request, REVIEWERS, "reviewing annotations")
+        data = request.data if isinstance(request.data, dict) else {}
+        annotation_id = data.get("annotation")
+        if not isinstance(annotation_id, int):
+            raise ValidationError({"annotation": "Required: the id of the annotation to review."})
+        annotation = Annotation.objects.filter(pk=annotation_id).first()
+        if annotation is None:
+            raise ValidationError({"annotation": f"No annotation {annotation_id} in this organization."})
+        result = data.get("result")
+        if result is not None and not isinstance(result, list):
+            raise ValidationError({"result": "Must be a list of result items."})
+        review = collaboration.review_create(
+            annotation=annotation, user=request.user, result=result, comment=data.get("comment"),
+            started_at=data.get("started_at"), **_review_input(request, partial=False),
+        )
+        return Response(review_payload(review), status=status.HTTP_201_CREATED)
+
+
+class AnnotationReviewDetailApi(APIView):
+    def _get(self, pk) -> AnnotationReview:
+        return get_object_or_404(AnnotationReview.objects.select_related("annotation"), pk=pk)
+
+    def get(self, request, pk):
+        return Response(review_payload(self._get(pk)))
+
+    def patch(self, request, pk):
+        _require(request, REVIEWERS, "reviewing annotations")
+        review = collaboration.review_update(review=self._get(pk), user=request.user,
+                                             fields=_review_input(request, partial=True))
+        return Response(review_payload(review))
+
+    put = patch
+
+    def delete(self, request, pk):
+        _require(request, REVIEWERS, "deleting reviews")
+        collaboration.review_delete(review=self._get(pk), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- comments ------------------------------------------------------------------------------------
+
+def _comment_fields(data: dict) -> dict:
+    fields = {}
+    if "text" in data:
+        if data["text"] is not None and not isinstance(data["text"], str):
+            raise ValidationError({"text": "Must be a string."})
+        fields["text"] = data["text"]
+    for name in ("region_ref", "classifications"):
+        if name in data:
+            fields[name] = data[name]
+    if "is_resolved" in data:
+        fields["is_resolved"] = data["is_resolved"] in (True, "true", "True", 1, "1")
+    return fields
+
+
+def _comments_from_query(request):
+    return collaboration.comments_filtered(
+        annotation_id=query_int(request, "annotation"), draft_id=query_int(request, "draft"),
+        task_id=query_int(request, "task"), project_ids=_ids_param(request, "projects"),
+        annotator_ids=_ids_param(request, "annotators"),
+    )
+
+
+class CommentListApi(APIView):
+    def get(self, request):
+        comments = list(_comments_from_query(request)[:10000])
+        users = _users_by_id(c.created_by_id for c in comments) if query_bool(request, "expand_created_by") else None
+        return Response([comment_payload(c, users=users) for c in comments])
+
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        annotation = draft = None
+        if data.get("annotation") is not None:
+            annotation = Annotation.objects.filter(pk=data["annotation"]).first() \
+                if isinstance(data["annotation"], int) else None
+            if annotation is None:
+                raise ValidationError({"annotation": "No such annotation in this organization."})
+        elif data.get("draft") is not None:
+            draft = AnnotationDraft.objects.filter(pk=data["draft"], user=request.user).first() \
+                if isinstance(data["draft"], int) else None
+            if draft is None:
+                raise ValidationError({"draft": "No such draft of yours."})
+        else:
+            raise ValidationError({"annotation": "Give the annotation (or draft) the comment is about."})
+        comment = collaboration.comment_create(user=request.user, annotation=annotation, draft=draft,
+                                               **{"text": None, **_comment_fields(data)})
+        return Response(comment_payload(comment), status=status.HTTP_201_CREATED)
+
+
+class CommentDetailApi(APIView):
+    def _get(self, pk) -> Comment:
+        return get_object_or_404(Comment, pk=pk)
+
+    def _check_author(self, request, comment: Comment, what: str) -> None:
+        # Authors edit their comments; managers (and reviewers) moderate and resolve.
+        if comment.created_by_id != request.user.pk:
+            _require(request, REVIEWERS, what)
+
+    def get(self, request, pk):
+        return Response(comment_payload(self._get(pk)))
+
+    def patch(self, request, pk):
+        comment = self._get(pk)
+        self._check_author(request, comment, "changing another member's comment")
+        comment = collaboration.comment_update(comment=comment, fields=_comment_fields(request.data))
+        return Response(comment_payload(comment))
+
+    put = patch
+
+    def delete(self, request, pk):
+        comment = self._get(pk)
+        self._check_author(request, comment, "deleting another member's comment")
+        collaboration.comment_delete(comment=comment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CommentExportApi(APIView):
+    def get(self, request):
+        comments = list(_comments_from_query(request)[:100000])
+        users = _users_by_id(c.created_by_id for c in comments)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["id", "project", "task", "annotation", "text", "is_resolved", "created_by",
+                         "created_at", "resolved_at"])
+        for c in comments:
+            author = users.get(c.created_by_id)
+            writer.writerow([c.pk, c.project_id, c.task_id, c.annotation_id, c.text or "", c.is_resolved,
+                             author.email if author else "", c.created_at.isoformat(),
+                             c.resolved_at.isoformat() if c.resolved_at else ""])
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="comments.csv"'
+        return response
+
+
+# --- assignments ---------------------------------------------------------------------------------
+
+class ProjectTaskAssigneesBulkApi(LabelingApi):
+    """POST assigns users to the selected tasks of a project (LSE bulk_assign)."""
+
+    def post(self, request, pk):
+        project = _project_or_404(pk)
+        data = request.data if isinstance(request.data, dict) else {}
+        if "selectedItems" not in data:
+            raise ValidationError({"selectedItems": "Required."})
+        task_ids = collaboration.selected_task_ids(project=project, selected_items=data["selectedItems"],
+                                                   filters=data.get("filters"))
+        created = collaboration.assignments_add(project=project, task_ids=task_ids, user_ids=data.get("users"),
+                                                type=data.get("type"))
+        return Response({"assignments": created, "async": False}, status=status.HTTP_201_CREATED)
+
+
+class TaskAssigneesApi(LabelingApi):
+    def _task(self, pk, task_pk) -> Task:
+        project = _project_or_404(pk)
+        return get_object_or_404(Task, project=project, pk=task_pk)
+
+    def get(self, request, pk, task_pk):
+        task = self._task(pk, task_pk)
+        return Response([assignment_payload(a) for a in collaboration.assignments_of(task=task)])
+
+    def _assign(self, request, pk, task_pk, *, replace: bool):
+        task = self._task(pk, task_pk)
+        data = request.data if isinstance(request.data, dict) else {}
+        collaboration.assignments_add(project=task.project, task_ids=[task.pk], user_ids=data.get("users"),
+                                      type=data.get("type"), replace=replace)
+        return Response([assignment_payload(a) for a in collaboration.assignments_of(task=task)])
+
+    def post(self, request, pk, task_pk):
+        return self._assign(request, pk, task_pk, replace=False)
+
+    def patch(self, request, pk, task_pk):
+        return self._assign(request, pk, task_pk, replace=True)
+
+    put = patch
+
+    def delete(self, request, pk, task_pk):
+        task = self._task(pk, task_pk)
+        collaboration.assignments_delete(task_ids=[task.pk], type=request.query_params.get("type"),
+                                         user_ids=_ids_param(request, "users"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- bulk annotations, predictions import, model versions ----------------------------------------
+
+class AnnotationBulkCreateApi(LabelingApi):
+    """POST one result onto many tasks: `tasks` (ids) or `selectedItems` with `project`."""
+
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        if "project" in data:
+            project = _project_or_404(data["project"]) if isinstance(data["project"], int) else None
+            if project is None:
+                raise ValidationError({"project": "Must be a project id."})
+        elif isinstance(data.get("tasks"), list) and data["tasks"]:
+            task = Task.objects.filter(pk__in=_int_list(data["tasks"], "tasks")).select_related("project").first()
+            if task is None:
+                raise ValidationError({"tasks": "No such tasks in this organization."})
+            project = task.project
+        else:
+            raise ValidationError({"project": "Give the project (with selectedItems) or the task ids."})
+        if "selectedItems" in data:
+            task_ids = collaboration.selected_task_ids(project=project, selected_items=data["selectedItems"])
+        else:
+            task_ids = _int_list(data.get("tasks"), "tasks")
+        if not task_ids:
+            raise ValidationError({"tasks": "No tasks selected."})
+        was_cancelled = data.get("was_cancelled") in (True, "true", "True", 1, "1")
+        ids = services.annotations_bulk_create(project=project, user=request.user, task_ids=task_ids,
+                                               result=data.get("result", []), was_cancelled=was_cancelled,
+                                               lead_time=data.get("lead_time"))
+        return Response([{"id": i} for i in ids], status=status.HTTP_201_CREATED)
+
+
+class AnnotationBulkDeleteApi(LabelingApi):
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        ids = _int_list(data.get("ids"), "ids")
+        if not ids:
+            raise ValidationError({"ids": "Give at least one annotation id."})
+        if not isinstance(data.get("project"), int):
+            raise ValidationError({"project": "Required: the project of the annotations."})
+        project = _project_or_404(data["project"])
+        deleted = services.annotations_bulk_delete(project=project, annotation_ids=ids)
+        return Response({"deleted_count": deleted})
+
+
+class ProjectPredictionsImportApi(LabelingApi):
+    def post(self, request, pk):
+        project = _project_or_404(pk)
+        created = collaboration.predictions_import(project=project, predictions=request.data)
+        return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+class ProjectModelVersionsApi(APIView):
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        versions = collaboration.model_versions_of(project=project)
+        if query_bool(request, "extended"):
+            return Response({"static": [{"model_version": v, "count": c} for v, c in versions.items()], "live": []})
+        return Response(versions)
+
+
+urlpatterns = [
+    route(r"tasks/(?P<pk>\d+)/drafts", TaskDraftsApi),
+    route(r"annotations/(?P<pk>\d+)/drafts", AnnotationDraftsApi),
+    route(r"drafts/(?P<pk>\d+)", DraftDetailApi),
+    route(r"annotation-history", AnnotationHistoryListApi),
+    route(r"annotation-history/(?P<pk>\d+)", AnnotationHistoryDetailApi),
+    route(r"projects/(?P<pk>\d+)/annotation-history", ProjectAnnotationHistoryApi),
+    route(r"annotation-reviews", AnnotationReviewListApi),
+    route(r"annotation-reviews/(?P<pk>\d+)", AnnotationReviewDetailApi),
+    route(r"comments", CommentListApi),
+    route(r"comments/export", CommentExportApi),
+    route(r"comments/(?P<pk>\d+)", CommentDetailApi),
+    route(r"projects/(?P<pk>\d+)/tasks/assignees", ProjectTaskAssigneesBulkApi),
+    route(r"projects/(?P<pk>\d+)/tasks/(?P<task_pk>\d+)/assignees", TaskAssigneesApi),
+    route(r"annotations/bulk", AnnotationBulkCreateApi),
+    route(r"annotations/bulk-delete", AnnotationBulkDeleteApi),
+    route(r"projects/(?P<pk>\d+)/import/predictions", ProjectPredictionsImportApi),
+    route(r"projects/(?P<pk>\d+)/model-versions", ProjectModelVersionsApi),
+]

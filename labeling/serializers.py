@@ -239,3 +239,53 @@ def export_payload(snapshot, *, users: dict | None = None) -> dict:
             for c in snapshot.converted_formats.all()
         ],
     }
+
+
+def draft_payload(draft) -> dict:
+    return {
+        "id": draft.pk, "user": draft.user_id, "task": draft.task_id, "annotation": draft.annotation_id,
+        "result": draft.result, "lead_time": draft.lead_time, "was_postponed": draft.was_postponed,
+        "created_at": draft.created_at, "updated_at": draft.updated_at,
+    }
+
+
+def history_payload(entry, *, with_result: bool = True) -> dict:
+    return {
+        "id": entry.pk, "annotation_id": entry.annotation_id, "task_id": entry.task_id,
+        "project_id": entry.project_id, "organization_id": getattr(connection.tenant, "pk", None),
+        "draft_id": entry.draft_id, "review_id": entry.review_id, "comment_id": entry.comment_id,
+        "comment": None, "created_by": entry.created_by_id, "action": entry.action,
+        "result": entry.result if with_result else None, "lead_time": entry.lead_time,
+        "started_at": entry.started_at, "created_at": entry.created_at,
+    }
+
+
+def review_payload(review) -> dict:
+    return {
+        "id": review.pk, "annotation": review.annotation_id, "created_by": review.created_by_id,
+        "accepted": review.accepted, "result": review.result, "remove_from_queue": review.remove_from_queue,
+        "started_at": review.started_at, "created_at": review.created_at,
+        "previous_annotation_history": review.previous_annotation_history_id,
+        "fixed_annotation_history": review.fixed_annotation_history_id,
+        "last_annotation_history": review.last_annotation_history_id,
+        "state": "accepted" if review.accepted else "rejected",
+    }
+
+
+def comment_payload(comment, *, users: dict | None = None) -> dict:
+    return {
+        "id": comment.pk, "text": comment.text, "annotation": comment.annotation_id, "draft": comment.draft_id,
+        "task": comment.task_id, "project": comment.project_id, "region_ref": comment.region_ref,
+        "classifications": comment.classifications, "is_resolved": comment.is_resolved,
+        "resolved_at": comment.resolved_at,
+        "created_by": user_simple(comment.created_by_id, users) if users is not None else comment.created_by_id,
+        "created_at": comment.created_at, "updated_at": comment.updated_at,
+        "state": "resolved" if comment.is_resolved else "open",
+    }
+
+
+def assignment_payload(assignment) -> dict:
+    return {
+        "id": assignment.pk, "task": assignment.task_id, "assignee": assignment.assignee_id,
+        "type": assignment.type, "created_at": assignment.created_at, "state": "assigned",
+    }

@@ -23,7 +23,7 @@ from labeling.label_config import (
     config_change_orphans,
     parse_label_config,
 )
-from labeling.models import Annotation, AnnotationHistory, Prediction, Project, Task
+from labeling.models import Annotation, AnnotationHistory, Prediction, Project, Task, TaskAssignment
 from labeling.ocr_validation import ResultError, validate_result
 
 LABEL_RESULT_TYPES = (
@@ -410,7 +410,16 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
     )
     _refresh_task_counters([task.pk])
     task_lock_release(task_id=task.pk, user=completed_by or user)
+    _record_revision(annotation=annotation, user=user, draft_of_annotation=None)
     return annotation
+
+
+def _record_revision(*, annotation: Annotation, user, draft_of_annotation: int | None) -> None:
+    """History entry for a submit or update; the user's draft it came from is done with."""
+    from labeling import collaboration
+
+    collaboration.history_record(annotation=annotation, action=annotation.last_action, user=user)
+    collaboration.drafts_discard(task_id=annotation.task_id, user=user, annotation_id=draft_of_annotation)
 
 
 @transaction.atomic
@@ -427,6 +436,7 @@ def annotation_update(*, annotation: Annotation, user, fields: dict) -> Annotati
     annotation.last_action = "updated"
     annotation.save()
     _refresh_task_counters([annotation.task_id])
+    _record_revision(annotation=annotation, user=user, draft_of_annotation=annotation.pk)
     return annotation
 
 
@@ -550,6 +560,7 @@ WHERE t.project_id = %(project)s AND NOT t.is_labeled AND NOT (t.id = ANY(%(trie
   AND {below_overlap}
   AND NOT EXISTS (SELECT 1 FROM labeling_annotation a
                   WHERE a.task_id = t.id AND a.completed_by_id = %(user)s {own_skip_filter})
+  AND {assignment_filter}
 ORDER BY {order}
 LIMIT 1
 FOR UPDATE OF t SKIP LOCKED
@@ -560,7 +571,13 @@ FROM labeling_task t WHERE t.id = %(task)s
 """
 
 
-def _stream_sql(template: str, project: Project) -> str:
+# Tasks assigned for annotation go to their assignees only, and before any unassigned task.
+_ASSIGNED_TO_USER_SQL = """EXISTS (SELECT 1 FROM labeling_taskassignment x
+    WHERE x.task_id = t.id AND x.type = 'AN' AND x.assignee_id = %(user)s)"""
+_UNASSIGNED_SQL = """NOT EXISTS (SELECT 1 FROM labeling_taskassignment x WHERE x.task_id = t.id AND x.type = 'AN')"""
+
+
+def _stream_sql(template: str, project: Project, *, assigned: bool = False) -> str:
     from labeling.models import SkipQueue
 
     skips_count = "t.cancelled_annotations" if project.skip_queue == SkipQueue.IGNORE_SKIPPED else "0"
@@ -574,7 +591,8 @@ def _stream_sql(template: str, project: Project) -> str:
     if project.sampling == "Uniform sampling":
         order = "random()"
     below_overlap = _BELOW_OVERLAP_SQL.format(skips_count=skips_count)
-    return template.format(below_overlap=below_overlap, own_skip_filter=own_skip_filter, order=order)
+    return template.format(below_overlap=below_overlap, own_skip_filter=own_skip_filter, order=order,
+                           assignment_filter=_ASSIGNED_TO_USER_SQL if assigned else _UNASSIGNED_SQL)
 
 
 def next_task_for(*, project: Project, user) -> Task | None:
@@ -592,11 +610,23 @@ def next_task_for(*, project: Project, user) -> Task | None:
     if held is not None:
         TaskLock.objects.filter(pk=held.pk).update(expires_at=now + _lock_ttl(project))
         return Task.objects.get(pk=held.task_id)
+    has_assignments = TaskAssignment.objects.filter(
+        task__project=project, assignee=user, type=TaskAssignment.Type.ANNOTATE).exists()
+    for assigned in (True, False) if has_assignments else (False,):
+        task = _reserve_next(project=project, user=user, now=now, assigned=assigned)
+        if task is not None:
+            return task
+    return None
+
+
+def _reserve_next(*, project: Project, user, now, assigned: bool) -> Task | None:
+    from labeling.models import TaskLock
+
     tried: list[int] = []
     params = {"project": project.pk, "user": user.pk, "tried": tried}
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_stream_sql(_STREAM_CANDIDATE_SQL, project), params)
+            cursor.execute(_stream_sql(_STREAM_CANDIDATE_SQL, project, assigned=assigned), params)
             row = cursor.fetchone()
             if row is None:
                 return None
