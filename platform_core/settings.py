@@ -104,8 +104,8 @@ DATABASE_POOL = env_bool("DATABASE_POOL", True)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 if DATABASE_POOL:
-    # Under ASGI every request runs in a fresh thread, so per-thread persistent connections do
-    # not survive: a pool saves a connection set-up per request. Connections are recycled after
+    # Requests, websocket consumers and Celery tasks run on many threads: a pool saves a
+    # connection set-up per request and bounds the total. Connections are recycled after
     # `max_lifetime` (a backend that touched many schemas holds a large catalog cache).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
@@ -116,6 +116,9 @@ if DATABASE_POOL:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "300"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads serving HTTP requests in each daphne process (platform_core/asgi.py); keep it at or
+# below DATABASE_POOL_MAX so no request waits for a connection.
+HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "16"))
 
 # --- Redis, cache, Celery, Channels -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
