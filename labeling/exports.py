@@ -21,6 +21,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from labeling import export_formats
 from labeling.models import Project
 from labeling.selectors import task_json_expression
 
@@ -29,6 +30,7 @@ FORMATS = [
     {"name": "JSON_MIN", "title": "JSON-MIN", "description": "One flat record per annotation: data and results."},
     {"name": "CSV", "title": "CSV", "description": "JSON-MIN as comma separated values."},
     {"name": "TSV", "title": "TSV", "description": "JSON-MIN as tab separated values."},
+    *export_formats.FORMATS,
 ]
 FETCH_SIZE = 1000
 # JSON_MIN keeps the meaningful part of a result value: labels for `labels`, text for `textarea`...
@@ -118,11 +120,27 @@ def _table_stream(rows, *, delimiter: str):
     yield buffer.getvalue()
 
 
+def _of_rows(render):
+    """A renderer that needs nothing of the project but its rows."""
+    return lambda rows, project: render(rows)
+
+
+def _zip_renderer(export_type: str):
+    def render(rows, project: Project):
+        from labeling.services import config_parse
+
+        return export_formats.zip_stream(rows, export_type=export_type, config=config_parse(project.label_config))
+
+    return render
+
+
+# name -> (render(rows, project) yielding str or bytes chunks, content type, file extension)
 RENDERERS = {
-    "JSON": (_json_stream, "application/json", "json"),
-    "JSON_MIN": (_json_min_stream, "application/json", "json"),
-    "CSV": (partial(_table_stream, delimiter=","), "text/csv", "csv"),
-    "TSV": (partial(_table_stream, delimiter="\t"), "text/tab-separated-values", "tsv"),
+    "JSON": (_of_rows(_json_stream), "application/json", "json"),
+    "JSON_MIN": (_of_rows(_json_min_stream), "application/json", "json"),
+    "CSV": (_of_rows(partial(_table_stream, delimiter=",")), "text/csv", "csv"),
+    "TSV": (_of_rows(partial(_table_stream, delimiter="\t")), "text/tab-separated-values", "tsv"),
+    **{name: (_zip_renderer(name), "application/zip", "zip") for name in export_formats.WRITERS},
 }
 
 
@@ -151,7 +169,8 @@ def export_response(*, project: Project, export_type: str, download_all_tasks: b
     def rows():
         return _task_rows(project=project, download_all_tasks=download_all_tasks, task_ids=task_ids)
 
-    response = StreamingHttpResponse(_in_tenant(connection.tenant, lambda: render(rows)), content_type=content_type)
+    response = StreamingHttpResponse(_in_tenant(connection.tenant, lambda: render(rows, project)),
+                                     content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{file_name(project=project, export_type=export_type)}"'
     return response
 
@@ -159,11 +178,11 @@ def export_response(*, project: Project, export_type: str, download_all_tasks: b
 # --- snapshots -----------------------------------------------------------------------------------
 
 def _write_to_storage(*, chunks, name: str) -> tuple[str, str]:
-    """Write text chunks to media storage through a disk-backed temp file; returns (path, md5)."""
+    """Write text or bytes chunks to media storage through a disk-backed temp file; returns (path, md5)."""
     digest = hashlib.md5(usedforsecurity=False)
     with tempfile.TemporaryFile() as handle:
         for chunk in chunks:
-            data = chunk.encode()
+            data = chunk.encode() if isinstance(chunk, str) else chunk
             digest.update(data)
             handle.write(data)
         handle.seek(0)
@@ -220,10 +239,18 @@ def convert_snapshot(*, converted) -> None:
 
     snapshot = converted.snapshot
     render = RENDERERS[converted.export_type][0]
-    path, _ = _write_to_storage(
-        chunks=render(lambda: snapshot_rows(snapshot)),
-        name=f"exports/{connection.schema_name}/{snapshot.project_id}/{snapshot.pk}-"
-             f"{file_name(project=snapshot.project, export_type=converted.export_type)}",
-    )
+    type(converted).objects.filter(pk=converted.pk).update(status=ExportStatus.IN_PROGRESS)
+    try:
+        path, _ = _write_to_storage(
+            chunks=render(lambda: snapshot_rows(snapshot), snapshot.project),
+            name=f"exports/{connection.schema_name}/{snapshot.project_id}/{snapshot.pk}-"
+                 f"{file_name(project=snapshot.project, export_type=converted.export_type)}",
+        )
+    except Exception as exc:
+        type(converted).objects.filter(pk=converted.pk).update(
+            status=ExportStatus.FAILED, traceback=repr(exc), finished_at=timezone.now()
+        )
+        raise
     converted.file.name, converted.status, converted.finished_at = path, ExportStatus.COMPLETED, timezone.now()
-    converted.save(update_fields=["file", "status", "finished_at"])
+    converted.traceback = ""  # a retry after a failure succeeded
+    converted.save(update_fields=["file", "status", "finished_at", "traceback"])
