@@ -1,7 +1,5 @@
 """Labeling API (Label Studio compatible): projects, import, tasks, annotations, predictions, export."""
 
-import json
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,17 +12,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, User
-from labeling import exports, selectors, services
-from labeling.importing import (
-    TEXT_FORMATS,
-    ImportFormatError,
-    ParsedImport,
-    extension_of,
-    parse_json_payload,
-    parse_text_file,
-)
+from labeling import data_manager, exports, selectors, services, uploads
+from labeling.importing import ImportFormatError, ParsedImport, parse_json_payload
 from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
-from labeling.models import Annotation, ExportSnapshot, ExportStatus, ImportJob, Prediction, Project, Task
+from labeling.models import (
+    Annotation,
+    DataManagerView,
+    ExportSnapshot,
+    ExportStatus,
+    ImportJob,
+    Prediction,
+    Project,
+    Task,
+)
 from labeling.serializers import (
     AnnotationInputSerializer,
     PredictionInputSerializer,
@@ -185,45 +185,59 @@ class TemplatesApi(APIView):
 # --- import --------------------------------------------------------------------------------------
 
 class ProjectImportApi(LabelingApi):
+    """POST tasks as JSON, or files: task files (JSON, JSON lines, CSV, TSV, TXT), images and PDFs.
+    Every file is kept as a FileUpload; `commit_to_project=false` keeps them without making tasks
+    (POST .../reimport makes them later)."""
+
     def post(self, request, pk):
         project = _project_or_404(pk)
+        return_task_ids = query_bool(request, "return_task_ids")
+        if request.FILES:
+            outcome = uploads.file_uploads_import(
+                project=project, user=request.user, return_task_ids=return_task_ids,
+                files=[f for key in request.FILES for f in request.FILES.getlist(key)],
+                commit_to_project=query_bool(request, "commit_to_project", default=True),
+            )
+            return self.outcome_response(outcome, return_task_ids=return_task_ids)
         try:
             parsed = self._parse(request)
         except ImportFormatError as exc:
             return Response({"detail": str(exc), "validation_errors": {"file": [str(exc)]}},
                             status=status.HTTP_400_BAD_REQUEST)
+        outcome = uploads.UploadImport(file_upload_ids=[], found_formats=parsed.found_formats,
+                                       data_columns=sorted(parsed.data_columns))
         if len(parsed.tasks) > settings.IMPORT_SYNC_MAX_TASKS:
-            job = services.import_job_create(
+            outcome.job = services.import_job_create(
                 project=project, tasks=parsed.tasks, user=request.user, found_formats=parsed.found_formats,
-                data_columns=sorted(parsed.data_columns), return_task_ids=query_bool(request, "return_task_ids"),
+                data_columns=outcome.data_columns, return_task_ids=return_task_ids,
             )
-            return Response({"import": job.pk}, status=status.HTTP_201_CREATED)
-        result = services.tasks_import(project=project, tasks=parsed.tasks, user=request.user)
+        else:
+            outcome.result = services.tasks_import(project=project, tasks=parsed.tasks, user=request.user)
+        return self.outcome_response(outcome, return_task_ids=return_task_ids)
+
+    @staticmethod
+    def outcome_response(outcome: "uploads.UploadImport", *, return_task_ids: bool) -> Response:
+        """LS Community's import response (also answers .../reimport); `{"import": id}` for a queued job."""
+        if outcome.job is not None:
+            return Response({"import": outcome.job.pk}, status=status.HTTP_201_CREATED)
+        result = outcome.result or services.ImportResult()
         payload = {
             "task_count": result.task_count,
             "annotation_count": result.annotation_count,
             "prediction_count": result.prediction_count,
             "predictions_count": result.prediction_count,
             "duration": result.duration,
-            "file_upload_ids": [],
+            "file_upload_ids": outcome.file_upload_ids,
             "could_be_tasks_list": False,
-            "found_formats": parsed.found_formats,
-            "data_columns": sorted(parsed.data_columns),
+            "found_formats": outcome.found_formats,
+            "data_columns": outcome.data_columns,
         }
-        if query_bool(request, "return_task_ids"):
+        if return_task_ids:
             payload["task_ids"] = result.task_ids
         return Response(payload, status=status.HTTP_201_CREATED)
 
     def _parse(self, request) -> ParsedImport:
         parsed = ParsedImport()
-        if request.FILES:
-            for upload in request.FILES.getlist("file") or list(request.FILES.values()):
-                name = upload.name or "upload"
-                if extension_of(name) not in TEXT_FORMATS:
-                    raise ImportFormatError(f"{name}: unsupported file type; use JSON, JSON lines, CSV, TSV or TXT.")
-                fmt, tasks = parse_text_file(name=name, raw=upload.read())
-                parsed.extend(tasks, fmt)
-            return parsed
         payload = request.data
         if isinstance(payload, dict) and not payload:
             raise ImportFormatError("No tasks: send a JSON list of tasks or upload files in the 'file' field.")
@@ -263,22 +277,31 @@ def _json_response(body: str, status_code: int = 200) -> HttpResponse:
 
 
 class TaskListCreateApi(APIView):
+    all_tasks_page_size = 1_000_000_000
+
     def get(self, request):
+        """A page of tasks; `view` applies a DM tab's filters and ordering, `query` is LS's JSON
+        {"filters", "ordering", "selectedItems"} (a view's filters and ordering win over it)."""
         project_id = query_int(request, "project")
+        view = None
+        if (view_id := query_int(request, "view")) is not None:
+            view = get_object_or_404(DataManagerView, pk=view_id)
+            project_id = project_id or view.project_id
         if project_id is None:
             raise ValidationError({"project": "Give the project id: /api/tasks/?project=ID."})
         project = _project_or_404(project_id)
-        ids = None
-        if query := request.query_params.get("query"):
-            try:
-                selected = json.loads(query).get("selectedItems") or {}
-            except (json.JSONDecodeError, AttributeError):
-                raise ValidationError({"query": "Must be a JSON object."}) from None
-            if selected and not selected.get("all", True):
-                ids = [int(i) for i in selected.get("included", [])]
-        queryset = selectors.tasks_of(project=project, ids=ids, only_annotated=query_bool(request, "only_annotated"))
+        if view is not None and view.project_id != project.pk:
+            raise ValidationError({"view": f"View {view.pk} belongs to project {view.project_id}."})
+        query = data_manager.parse_query(request.query_params.get("query"))
+        selection = data_manager.view_query(view) if view is not None else query
+        queryset = data_manager.tasks_query(
+            project=project, filters=selection.get("filters"), ordering=selection.get("ordering"),
+            selected_items=query.get("selectedItems"), only_annotated=query_bool(request, "only_annotated"),
+        )
         page = query_int(request, "page", 1)
-        page_size = query_int(request, "page_size", 100, maximum=10000)
+        # page_size=-1 (the legacy SDK's default) means every task on one page.
+        page_size = (self.all_tasks_page_size if request.query_params.get("page_size") == "-1"
+                     else query_int(request, "page_size", 100, maximum=10000))
         tasks, totals = _task_page(request, project, queryset, with_related=request.query_params.get("fields") == "all",
                                    page=page, page_size=page_size)
         return _json_response(

@@ -1,3 +1,150 @@
-"""Placeholder: routes of this feature module (see labeling/urls.py)."""
+"""Uploaded files (Label Studio's FileUpload API), the second step of a two-step import, and the
+URL that serves stored files to the organization's members (`/data/upload/...`, mounted at the
+tenant URLconf's root by platform_core/urls_tenant.py)."""
 
-urlpatterns: list = []
+import json
+
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import uploads
+from labeling.api import LabelingApi, ProjectImportApi, _project_or_404, query_bool
+from labeling.models import FileUpload
+from platform_core.routing import route
+
+
+def file_upload_payload(upload: FileUpload) -> dict:
+    """LS's FileUpload (id, file, size) and what we know besides. URLs are relative to the host."""
+    urls = uploads.upload_urls(upload)
+    return {
+        "id": upload.pk,
+        "file": urls["file"],
+        "size": upload.size,
+        "project": upload.project_id,
+        "original_name": upload.original_name,
+        "content_type": upload.content_type,
+        "pages": urls["pages"],
+        "page_count": len(upload.pages),
+        "thumbnail": urls["thumbnail"],
+        "width": upload.width,
+        "height": upload.height,
+        "created_by": upload.created_by_id,
+        "created_at": upload.created_at,
+    }
+
+
+def _ids_from_query(request) -> list[int] | None:
+    """`ids=[1,2]` (LS), `ids=1,2` or repeated `ids=1&ids=2`; None when absent or with `all=true`."""
+    values = request.query_params.getlist("ids")
+    if not values or query_bool(request, "all"):
+        return None
+    ids = []
+    for value in values:
+        text = value.strip()
+        try:
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            ids.extend(int(item) for item in items if str(item).strip())
+        except (ValueError, TypeError):
+            raise ValidationError({"ids": f"Must be a list of integers, got {value!r}."}) from None
+    return ids
+
+
+def _ids_from_body(request) -> list[int] | None:
+    ids = request.data.get("file_upload_ids") if hasattr(request.data, "get") else None
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ValidationError({"file_upload_ids": "Must be a list of integers."})
+    return ids
+
+
+class ProjectFileUploadsApi(LabelingApi):
+    """GET a project's uploads (optionally `ids`); DELETE some (`file_upload_ids`) or all of them."""
+
+    def get(self, request, pk):
+        project = _project_or_404(pk)
+        queryset = uploads.file_uploads_of(project=project, ids=_ids_from_query(request))
+        return Response([file_upload_payload(upload) for upload in queryset])
+
+    def delete(self, request, pk):
+        project = _project_or_404(pk)
+        deleted = uploads.file_uploads_delete(project=project, ids=_ids_from_body(request))
+        return Response({"deleted": deleted})
+
+
+class FileUploadDetailApi(LabelingApi):
+    """GET one upload, PATCH its file (multipart `file`), DELETE it."""
+
+    def _get(self, pk) -> FileUpload:
+        return get_object_or_404(FileUpload.objects.select_related("project"), pk=pk)
+
+    def get(self, request, pk):
+        return Response(file_upload_payload(self._get(pk)))
+
+    def patch(self, request, pk):
+        upload = self._get(pk)
+        file = request.FILES.get("file")
+        if file is None:
+            raise ValidationError({"file": "Required: send the new file as multipart field 'file'."})
+        upload = uploads.file_upload_replace(upload=upload, file=file, user=request.user)
+        return Response(file_upload_payload(upload))
+
+    put = patch
+
+    def delete(self, request, pk):
+        uploads.file_upload_delete(upload=self._get(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectReimportApi(LabelingApi):
+    """POST {"file_upload_ids": [...]}: make the tasks of uploads stored with commit_to_project=false."""
+
+    def post(self, request, pk):
+        project = _project_or_404(pk)
+        return_task_ids = query_bool(request, "return_task_ids")
+        ids = request.data.get("file_upload_ids") if hasattr(request.data, "get") else None
+        outcome = uploads.file_uploads_reimport(project=project, user=request.user, file_upload_ids=ids,
+                                                return_task_ids=return_task_ids)
+        return ProjectImportApi.outcome_response(outcome, return_task_ids=return_task_ids)
+
+
+class UploadedFileApi(APIView):
+    """GET /data/upload/<name>: a stored file (original, PDF page or thumbnail) of this organization.
+
+    The routing middleware has chosen the organization and checked the caller is an active member;
+    a name that is not one of this schema's uploads is a 404, whoever asks."""
+
+    def get(self, request, name):
+        stored_name = uploads.STORAGE_PREFIX + name
+        upload = uploads.file_upload_owning(name=stored_name)
+        if upload is None:
+            raise Http404("No such uploaded file in this organization.")
+        storage = upload.file.storage
+        try:
+            storage.path(stored_name)
+        except NotImplementedError:
+            # Object storage: the client fetches it from there, with a URL that expires soon.
+            return HttpResponseRedirect(storage.url(stored_name))
+        try:
+            handle = storage.open(stored_name, "rb")
+        except FileNotFoundError:
+            raise Http404("The stored file is gone.") from None
+        response = FileResponse(handle)
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+
+urlpatterns = [
+    route(r"projects/(?P<pk>\d+)/file-uploads", ProjectFileUploadsApi),
+    route(r"projects/(?P<pk>\d+)/reimport", ProjectReimportApi),
+    route(r"import/file-upload/(?P<pk>\d+)", FileUploadDetailApi),
+]
+
+# Served outside /api/ (LS's path): platform_core/urls_tenant.py includes these at the root.
+data_urlpatterns = [
+    route(r"data/upload/(?P<name>.+?)", UploadedFileApi),
+]

@@ -259,19 +259,12 @@ def assignments_delete(*, task_ids: list[int], type: str | None = None, user_ids
 
 
 def selected_task_ids(*, project: Project, selected_items, filters=None) -> list[int]:
-    """LS's selectedItems ({"all": true, "excluded": [...]} or {"all": false, "included": [...]}),
-    within the tasks that data manager `filters` keep (when given)."""
-    if not isinstance(selected_items, dict) or not isinstance(selected_items.get("all"), bool):
-        raise ValidationError({"selectedItems": 'Must be {"all": true, "excluded": [...]} '
-                                                'or {"all": false, "included": [...]}.'})
-    key = "excluded" if selected_items["all"] else "included"
-    ids = selected_items.get(key) or []
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise ValidationError({"selectedItems": f"'{key}' must be a list of task ids."})
-    queryset = Task.objects.filter(project=project)
-    if filters:
-        raise ValidationError({"filters": "Filtered selections are not supported here yet."})
-    queryset = queryset.exclude(pk__in=ids) if selected_items["all"] else queryset.filter(pk__in=ids)
+    """The ids of a data manager selection (selectedItems within `filters`), in id order."""
+    from labeling import data_manager
+
+    if selected_items is None:
+        raise ValidationError({"selectedItems": "Required."})
+    queryset = data_manager.tasks_query(project=project, filters=filters, selected_items=selected_items)
     return list(queryset.order_by("id").values_list("id", flat=True))
 
 

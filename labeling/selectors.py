@@ -95,11 +95,15 @@ def task_json_expression(*, with_related: bool = True, annotations_of_user: int 
 
 def task_page_json(*, queryset: QuerySet[Task], offset: int, limit: int, with_related: bool,
                    annotations_of_user: int | None) -> str:
-    """A page of tasks as a JSON array text, built in one query from the queryset's filter."""
-    inner_sql, params = queryset.order_by("id").values("id")[offset:offset + limit].query.sql_with_params()
+    """A page of tasks as a JSON array text, in one query: the queryset's filter and ordering (by id
+    when it has none) pick the page's ids; ARRAY(...) keeps their order and WITH ORDINALITY numbers them."""
+    if not queryset.query.order_by:
+        queryset = queryset.order_by("id")
+    inner_sql, params = queryset.values("id")[offset:offset + limit].query.sql_with_params()
     expression = task_json_expression(with_related=with_related, annotations_of_user=annotations_of_user)
-    sql = (f"SELECT COALESCE(jsonb_agg({expression} ORDER BY t.id), '[]'::jsonb)::text "  # noqa: S608
-           f"FROM labeling_task t WHERE t.id IN ({inner_sql})")
+    sql = (f"SELECT COALESCE(jsonb_agg({expression} ORDER BY page.position), '[]'::jsonb)::text "  # noqa: S608
+           f"FROM unnest(ARRAY({inner_sql})) WITH ORDINALITY AS page(id, position) "
+           f"JOIN labeling_task t ON t.id = page.id")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]

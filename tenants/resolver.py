@@ -19,7 +19,8 @@ from tenants.models import Organization
 from tenants.selectors import organization_get_by_slug
 
 ORG_PREFIX = "/o/"
-CREDENTIAL_ROUTED_PREFIXES = ("/api/", "/scim/", "/ws/")
+# /data/ serves uploaded files, referenced by relative URLs in task data (LS style).
+CREDENTIAL_ROUTED_PREFIXES = ("/api/", "/scim/", "/ws/", "/data/")
 SESSION_ORGANIZATION_KEY = "active_organization_id"
 
 

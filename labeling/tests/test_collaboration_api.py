@@ -288,3 +288,20 @@ def test_history_survives_in_the_project_until_the_project_goes(owner, project, 
     assert _in_a(world, lambda: AnnotationHistory.objects.filter(project_id=project["id"]).count()) == 1
     assert owner("delete", f"/api/projects/{project['id']}").status_code == 204
     assert not _in_a(world, lambda: AnnotationHistory.objects.filter(project_id=project["id"]).exists())
+
+
+def test_bulk_assignment_follows_data_manager_filters(owner, world, project):
+    filters = {"conjunction": "and", "items": [
+        {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": project["task_ids"][1]}]}
+    response = owner("post", f"/api/projects/{project['id']}/tasks/assignees",
+                     {"type": "AN", "users": [world.annotator_a.user.pk], "filters": filters,
+                      "selectedItems": {"all": True, "excluded": []}})
+    assert response.status_code == 201 and response.json()["assignments"] == 2
+    assigned = _in_a(world, lambda: sorted(TaskAssignment.objects.filter(
+        task__project_id=project["id"]).values_list("task_id", flat=True)))
+    assert assigned == project["task_ids"][2:]
+    bad = owner("post", f"/api/projects/{project['id']}/tasks/assignees",
+                {"type": "AN", "users": [world.annotator_a.user.pk], "selectedItems": {"all": True},
+                 "filters": {"conjunction": "and", "items": [{"filter": "filter:tasks:nope", "operator": "equal",
+                                                              "type": "Number", "value": 1}]}})
+    assert bad.status_code == 400 and "filters" in bad.json()["validation_errors"]
