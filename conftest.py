@@ -51,6 +51,15 @@ class World:
     prediction_a: object = None
     export_a: object = None
     import_a: object = None
+    file_upload_a: object = None
+    draft_a: object = None
+    review_a: object = None
+    comment_a: object = None
+    history_a: object = None
+    view_a: object = None
+    webhook_a: object = None
+    # Data manager actions are named, not stored: a stand-in with the name as its "pk".
+    action_a: object = None
 
 
 def ocr_result(region: str = "r1", text: str = "Hello", *, x: float = 10, y: float = 10, label: str = "Text") -> list:
@@ -85,8 +94,40 @@ def _labeling_objects_of(organization, owner) -> dict:
 
         import_job = ImportJob.objects.create(project=project, created_by=owner, status=ImportJob.Status.COMPLETED,
                                               task_count=3)
+        extras = _more_labeling_objects(project=project, task=task, annotation=annotation, owner=owner)
     return {"project_a": project, "task_a": task, "annotation_a": annotation, "prediction_a": prediction,
-            "export_a": export, "import_a": import_job}
+            "export_a": export, "import_a": import_job, **extras}
+
+
+def _more_labeling_objects(*, project, task, annotation, owner) -> dict:
+    """One of each object with its own route, for the cross-tenant walk."""
+    import io
+    import types
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from labeling import collaboration, data_manager, uploads
+    from labeling.models import AnnotationHistory, FileUpload, Webhook
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    stored = uploads.file_uploads_import(project=project, user=owner, commit_to_project=False,
+                                         files=[SimpleUploadedFile("a.png", png.getvalue())])
+    review = collaboration.review_create(annotation=annotation, user=owner, accepted=True)
+    return {
+        "file_upload_a": FileUpload.objects.get(pk=stored.file_upload_ids[0]),
+        "draft_a": collaboration.draft_save(task=task, user=owner, result=ocr_result(text="draft")),
+        "review_a": review,
+        "comment_a": collaboration.comment_create(user=owner, annotation=annotation, text="A's comment"),
+        "history_a": AnnotationHistory.objects.filter(annotation_id=annotation.pk).first(),
+        "view_a": data_manager.view_create(project=project, user=owner, data={"title": "A's tab"}),
+        # Created directly: the service's SSRF guard would refuse a name that does not resolve here.
+        # Inactive and organization-wide, so the webhook tests' deliveries and listings are their own.
+        "webhook_a": Webhook.objects.create(url="https://hooks.example.test/a", is_active=False,
+                                            headers={"Authorization": "Bearer a-receiver"}),
+        "action_a": types.SimpleNamespace(pk="predictions_to_annotations"),
+    }
 
 
 def _member(*, email: str, organization, role: str) -> Member:
@@ -98,6 +139,14 @@ def _member(*, email: str, organization, role: str) -> Member:
     key = services.legacy_token_issue(user=user, organization=organization)
     _, pat = services.personal_access_token_create(user=user, organization=organization)
     return Member(user=user, legacy_key=key, pat=pat)
+
+
+def pytest_configure(config):
+    """Cache keys of this run apart from other runs on the same Redis: allauth's rate limits (one
+    confirmation email per address per cooldown) would otherwise leak between runs."""
+    from django.conf import settings
+
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from labeling import webhooks
 from labeling.importing import UNDEFINED_DATA_KEY
 from labeling.label_config import (
     OCR_DEFAULT_CONFIG,
@@ -100,6 +101,8 @@ def project_create(*, user, fields: dict) -> Project:
     project.parsed_label_config = config_parse(project.label_config).to_label_studio_dict()
     project.full_clean(exclude=["created_by"])
     project.save()
+    webhooks.emit(project_id=project.pk, action="PROJECT_CREATED",
+                  payload_factory=lambda: webhooks.project_event(project))
     return project
 
 
@@ -122,6 +125,8 @@ def project_update(*, project: Project, fields: dict, force: bool = False) -> Pr
     _apply_project_fields(project, fields)
     project.full_clean(exclude=["created_by"])
     project.save()
+    webhooks.emit(project_id=project.pk, action="PROJECT_UPDATED",
+                  payload_factory=lambda: webhooks.project_event(project))
     return project
 
 
@@ -147,6 +152,7 @@ def project_duplicate(*, project: Project, user, title: str | None = None, with_
                 [copy.pk, project.pk],
             )
         Project.objects.filter(pk=copy.pk).update(next_inner_id=project.next_inner_id)
+    webhooks.emit(project_id=copy.pk, action="PROJECT_CREATED", payload_factory=lambda: webhooks.project_event(copy))
     return copy
 
 
@@ -212,7 +218,7 @@ INSERT INTO labeling_task (project_id, data, meta, inner_id, is_labeled, overlap
     import_job_id, created_at, updated_at)
 SELECT %(project)s, e.value->'d', COALESCE(e.value->'m', '{}'::jsonb), %(first)s + e.ordinality - 1,
     (e.value->>'t')::int >= %(overlap)s, %(overlap)s, (e.value->>'t')::int, (e.value->>'c')::int,
-    (e.value->>'p')::int, 0, 0, %(file_upload)s, %(import_job)s, %(now)s, %(now)s
+    (e.value->>'p')::int, 0, 0, (e.value->>'f')::bigint, %(import_job)s, %(now)s, %(now)s
 FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY e
 RETURNING inner_id, id
 """
@@ -240,10 +246,12 @@ def _number_or_none(value, *, field: str):
 
 
 @transaction.atomic
-def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: int | None = None,
-                 file_upload_id: int | None = None) -> ImportResult:
+def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: int | None = None) -> ImportResult:
     """Validate every task, then insert tasks, annotations and predictions with one statement each
-    (PostgreSQL expands a JSON array into rows). All or nothing; never reads existing tasks."""
+    (PostgreSQL expands a JSON array into rows). All or nothing; never reads existing tasks.
+
+    A task made from an uploaded file carries the upload's id as "file_upload" (set by
+    labeling.uploads; parsed user input never has that key)."""
     started = time.monotonic()
     config = config_parse(project.label_config)
     _check_task_data(tasks=tasks, config=config)
@@ -261,11 +269,10 @@ def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: in
         task_annotations = task.get("annotations") or []
         cancelled = sum(1 for a in task_annotations if a.get("was_cancelled"))
         rows.append({"d": task["data"], "m": task.get("meta") or {}, "t": len(task_annotations) - cancelled,
-                     "c": cancelled, "p": len(task.get("predictions") or [])})
+                     "c": cancelled, "p": len(task.get("predictions") or []), "f": task.get("file_upload")})
     common = {"project": project.pk, "now": now, "import_job": import_job_id}
     inserted = _insert_from_json(sql=INSERT_TASKS_SQL, rows=rows, params={
         **common, "first": first_inner_id, "overlap": max(project.maximum_annotations, 1),
-        "file_upload": file_upload_id,
     })
     id_of_inner = dict(inserted)
     task_ids = [id_of_inner[first_inner_id + index] for index in range(count)]
@@ -290,6 +297,8 @@ def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: in
     result.task_count, result.task_ids = count, task_ids
     result.annotation_count, result.prediction_count = len(annotations), len(predictions)
     result.duration = time.monotonic() - started
+    webhooks.emit(project_id=project.pk, action="TASKS_CREATED",
+                  payload_factory=lambda: webhooks.tasks_created_event(project, task_ids))
     return result
 
 
@@ -338,14 +347,22 @@ def _delete_tasks_sql(*, project_id: int, task_ids: list[int] | None) -> int:
 @transaction.atomic
 def tasks_delete(*, project: Project, task_ids: list[int] | None = None) -> int:
     """Delete some (or all) tasks of a project. Returns how many."""
+    webhooks.emit(project_id=project.pk, action="TASKS_DELETED", payload_factory=lambda: webhooks.tasks_deleted_event(
+        project, task_ids if task_ids is not None else list(project.tasks.values_list("pk", flat=True))))
     return _delete_tasks_sql(project_id=project.pk, task_ids=task_ids)
 
 
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
     """Delete a project and its data in bulk; stored export files go with it."""
+    from labeling import uploads
+
+    project_id = project.pk
+    webhooks.emit(project_id=project_id, action="PROJECT_DELETED",
+                  payload_factory=lambda: webhooks.project_deleted_event(project_id))
     _delete_tasks_sql(project_id=project.pk, task_ids=None)
     AnnotationHistory.objects.filter(project_id=project.pk).delete()
+    uploads.file_uploads_delete(project=project)
     for snapshot in project.exports.prefetch_related("converted_formats"):
         export_snapshot_delete(snapshot=snapshot)
     project.delete()
@@ -411,6 +428,8 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
     _refresh_task_counters([task.pk])
     task_lock_release(task_id=task.pk, user=completed_by or user)
     _record_revision(annotation=annotation, user=user, draft_of_annotation=None)
+    webhooks.emit(project_id=project.pk, action="ANNOTATION_CREATED",
+                  payload_factory=lambda: webhooks.annotation_event(annotation))
     return annotation
 
 
@@ -437,11 +456,15 @@ def annotation_update(*, annotation: Annotation, user, fields: dict) -> Annotati
     annotation.save()
     _refresh_task_counters([annotation.task_id])
     _record_revision(annotation=annotation, user=user, draft_of_annotation=annotation.pk)
+    webhooks.emit(project_id=annotation.project_id, action="ANNOTATION_UPDATED",
+                  payload_factory=lambda: webhooks.annotation_event(annotation))
     return annotation
 
 
 @transaction.atomic
 def annotation_delete(*, annotation: Annotation) -> None:
+    webhooks.emit(project_id=annotation.project_id, action="ANNOTATIONS_DELETED",
+                  payload_factory=lambda: webhooks.annotations_deleted_event(annotation.project, [annotation.pk]))
     task_id = annotation.task_id
     annotation.delete()
     _refresh_task_counters([task_id])
@@ -461,7 +484,10 @@ def annotations_bulk_create(*, project: Project, user, task_ids: list[int], resu
         for task_id in task_ids
     ], batch_size=1000)
     _refresh_task_counters(list(existing))
-    return [annotation.pk for annotation in created]
+    ids = [annotation.pk for annotation in created]
+    webhooks.emit(project_id=project.pk, action="ANNOTATIONS_CREATED",
+                  payload_factory=lambda: webhooks.annotations_created_event(project, ids))
+    return ids
 
 
 @transaction.atomic
@@ -473,6 +499,8 @@ def annotations_bulk_delete(*, project: Project, annotation_ids: list[int] | Non
     if task_ids is not None:
         queryset = queryset.filter(task_id__in=task_ids)
     affected = list(queryset.values_list("task_id", flat=True).distinct())
+    webhooks.emit(project_id=project.pk, action="ANNOTATIONS_DELETED", payload_factory=lambda: (
+        webhooks.annotations_deleted_event(project, list(queryset.values_list("pk", flat=True)))))
     count, _ = queryset.delete()
     _refresh_task_counters(affected)
     return count

@@ -35,3 +35,43 @@ def run_import_job(organization_id: int, job_id: int) -> None:
         job = ImportJob.objects.select_related("project", "created_by").get(pk=job_id)
         if job.status == ImportJob.Status.CREATED:  # idempotent: a redelivered message does nothing
             services.import_job_run(job=job)
+
+
+@shared_task(name="labeling.deliver_webhook", bind=True, max_retries=None)
+def deliver_webhook(self, organization_id: int, delivery_id: int) -> str:
+    """One attempt at a webhook delivery; the delivery row counts attempts and bounds the retries."""
+    from labeling import webhooks
+
+    organization = Organization.objects.filter(pk=organization_id, deleted_at__isnull=True).first()
+    if organization is None:
+        return webhooks.SKIPPED.status
+    with tenant_context(organization):
+        outcome = webhooks.delivery_attempt(delivery_id=delivery_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(name="labeling.purge_activity_logs")
+def purge_activity_logs() -> int:
+    """Beat job: fan out one retention purge per organization."""
+    from django_tenants.utils import get_public_schema_name
+
+    organizations = Organization.objects.filter(deleted_at__isnull=True).exclude(
+        schema_name=get_public_schema_name()).values_list("pk", flat=True)
+    count = 0
+    for organization_id in organizations.iterator():
+        purge_activity_log.delay(organization_id)
+        count += 1
+    return count
+
+
+@shared_task(name="labeling.purge_activity_log")
+def purge_activity_log(organization_id: int) -> int:
+    from labeling import activity
+
+    organization = Organization.objects.filter(pk=organization_id, deleted_at__isnull=True).first()
+    if organization is None:
+        return 0
+    with tenant_context(organization):
+        return activity.activity_logs_purge_expired()

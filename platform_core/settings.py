@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.OrganizationAccessMiddleware",
+    # After the membership check: records members' /api/ calls in their organization's schema.
+    "labeling.activity.ActivityLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -140,6 +142,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE = {
     "refill-warm-schema-pool": {"task": "tenants.refill_warm_pool", "schedule": 60.0},
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},
+    "purge-activity-logs": {"task": "labeling.purge_activity_logs", "schedule": 24 * 3600.0},
 }
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
@@ -193,6 +196,38 @@ STATIC_ROOT = BASE_DIR / ".data" / "static"
 # Uploaded files and export snapshots. Object storage (S3/MinIO) replaces this when configured.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))
+
+# --- Media storage: local files, or S3/MinIO when MINIO_STORAGE_ENDPOINT is set -------------------
+# S3 backend: django-storages, importable beside our `storages` app (see storages/__init__.py).
+MINIO_STORAGE_ENDPOINT = os.environ.get("MINIO_STORAGE_ENDPOINT", "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MINIO_STORAGE_ENDPOINT:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "endpoint_url": MINIO_STORAGE_ENDPOINT,
+            "bucket_name": os.environ.get("MINIO_STORAGE_BUCKET_NAME", "scriptorium"),
+            "access_key": os.environ.get("MINIO_STORAGE_ACCESS_KEY", ""),
+            "secret_key": os.environ.get("MINIO_STORAGE_SECRET_KEY", ""),
+            "region_name": os.environ.get("MINIO_STORAGE_REGION", "us-east-1"),
+            "signature_version": "s3v4",
+            "addressing_style": "path",
+            # Files are served through redirects to presigned URLs that expire soon.
+            "querystring_auth": True,
+            "querystring_expire": int(os.environ.get("MEDIA_URL_EXPIRE_SECONDS", "300")),
+            # Names are unique per upload (its id is in the path): skip the existence check per save.
+            "file_overwrite": True,
+        },
+    }
+# Uploaded documents (labeling/uploads.py): per-file size cap, PDF page cap and page rendering.
+UPLOAD_MAX_FILE_BYTES = int(os.environ.get("UPLOAD_MAX_FILE_BYTES", str(200 * 1024 * 1024)))
+UPLOAD_PDF_MAX_PAGES = int(os.environ.get("UPLOAD_PDF_MAX_PAGES", "100"))
+# 2 = 144 dpi; a page's longer side is capped so an oversized page cannot make a huge bitmap.
+UPLOAD_PDF_RENDER_SCALE = float(os.environ.get("UPLOAD_PDF_RENDER_SCALE", "2"))
+UPLOAD_PDF_MAX_PAGE_PIXELS = int(os.environ.get("UPLOAD_PDF_MAX_PAGE_PIXELS", "4000"))
 # Snapshots of projects up to this many tasks are built in the request; larger ones by Celery.
 EXPORT_INLINE_MAX_TASKS = int(os.environ.get("EXPORT_INLINE_MAX_TASKS", "50000"))
 # Imports up to this many tasks answer synchronously (like LS Community); larger ones are jobs.
@@ -216,3 +251,22 @@ LOGGING = {
 FIELD_ENCRYPTION_KEYS = [
     key.strip() for key in os.environ.get("FIELD_ENCRYPTION_KEYS", f"derived:{SECRET_KEY}").split(",") if key.strip()
 ]
+
+# --- Outgoing requests to user-given URLs (platform_core/ssrf.py) ------------------------------------
+# `host:port` endpoints let through the SSRF guard although they resolve to private addresses
+# (e.g. an intranet receiver), comma-separated. Empty by default: only public addresses.
+SSRF_PROTECTION_ALLOWLIST = [h.strip() for h in os.environ.get("SSRF_PROTECTION_ALLOWLIST", "").split(",") if h.strip()]
+
+# --- Webhooks (labeling/webhooks.py) --------------------------------------------------------------
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "5"))
+# Attempts in all (the first one included); transient failures wait BACKOFF * 2^(attempt-1) seconds.
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "5"))
+WEBHOOK_RETRY_BACKOFF_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BACKOFF_SECONDS", "10"))
+# Celery queue of delivery jobs; empty: the default queue.
+WEBHOOK_DELIVERY_QUEUE = os.environ.get("WEBHOOK_DELIVERY_QUEUE", "")
+
+# --- Activity log (labeling/activity.py) ----------------------------------------------------------
+ACTIVITY_LOG_ENABLED = env_bool("ACTIVITY_LOG_ENABLED", True)
+ACTIVITY_LOG_RETENTION_DAYS = int(os.environ.get("ACTIVITY_LOG_RETENTION_DAYS", "180"))
+# How many reverse proxies in front of the app append to X-Forwarded-For; 0: trust REMOTE_ADDR only.
+ACTIVITY_LOG_TRUSTED_PROXIES = int(os.environ.get("ACTIVITY_LOG_TRUSTED_PROXIES", "0"))

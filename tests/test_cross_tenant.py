@@ -46,16 +46,30 @@ SAMPLES = [
     ("/api/tasks/", "task_a"),
     ("/api/annotations/", "annotation_a"),
     ("/api/predictions/", "prediction_a"),
+    ("/api/import/file-upload/", "file_upload_a"),
+    ("/api/drafts/", "draft_a"),
+    ("/api/annotation-reviews/", "review_a"),
+    ("/api/annotation-history/", "history_a"),
+    ("/api/comments/", "comment_a"),
+    ("/api/dm/views/", "view_a"),
+    ("/api/dm/actions/", "action_a"),
+    ("/api/webhooks/", "webhook_a"),
 ]
 
 
 # Later path parameters, by name.
-NAMED_SAMPLES = {"export_pk": "export_a", "import_pk": "import_a"}
+NAMED_SAMPLES = {"export_pk": "export_a", "import_pk": "import_a", "task_pk": "task_a"}
+
+
+def _stored_upload_name(world) -> str:
+    return world.file_upload_a.file.name.removeprefix("uploads/")
 
 
 def concrete(route: str, world) -> str:
     if "<" not in route:
         return route
+    if route.startswith("/data/upload/"):
+        return re.sub(r"<\w+>", _stored_upload_name(world), route)
     prefix = next((attribute for prefix, attribute in SAMPLES if route.startswith(prefix)), None)
     assert prefix, f"cross-tenant suite: add a sample of A's objects for {route} to SAMPLES"
     route = re.sub(r"<\w+>", str(getattr(world, prefix).pk), route, count=1)
@@ -70,15 +84,24 @@ def concrete(route: str, world) -> str:
 def snapshot_of_a(world) -> tuple:
     from django_tenants.utils import tenant_context
 
-    from labeling.models import Annotation, Prediction, Project, Task
+    from labeling import models
 
     org = world.org_a
     with tenant_context(org):
         labeling_rows = (
-            list(Project.objects.order_by("id").values("id", "title", "label_config", "updated_at")),
-            list(Task.objects.order_by("id").values("id", "data", "updated_at")),
-            list(Annotation.objects.order_by("id").values("id", "result", "updated_at")),
-            list(Prediction.objects.order_by("id").values("id", "result")),
+            list(models.Project.objects.order_by("id").values("id", "title", "label_config", "updated_at")),
+            list(models.Task.objects.order_by("id").values("id", "data", "updated_at", "comment_count")),
+            list(models.Annotation.objects.order_by("id").values("id", "result", "updated_at", "ground_truth")),
+            list(models.Prediction.objects.order_by("id").values("id", "result")),
+            list(models.FileUpload.objects.order_by("id").values("id", "file")),
+            list(models.AnnotationDraft.objects.order_by("id").values("id", "result", "updated_at")),
+            list(models.AnnotationReview.objects.order_by("id").values("id", "accepted")),
+            list(models.AnnotationHistory.objects.order_by("id").values("id")),
+            list(models.Comment.objects.order_by("id").values("id", "text", "is_resolved")),
+            list(models.TaskAssignment.objects.order_by("id").values("id", "assignee_id")),
+            list(models.DataManagerView.objects.order_by("id").values("id", "data", "order")),
+            list(models.Webhook.objects.order_by("id").values("id", "url", "headers", "is_active")),
+            list(models.ExportSnapshot.objects.order_by("id").values("id", "status")),
         )
     return labeling_rows + (
         sorted(Membership.objects.filter(organization=org).values_list("user_id", "role")),
@@ -142,3 +165,11 @@ def test_a_pat_rotated_through_b_is_refused(world, api):
     )
     assert response.status_code == 400
     assert api.call("post", "/api/token/refresh/", json={"refresh": world.owner_a.pat}).status_code == 200
+
+
+def test_uploaded_files_on_the_bare_host_follow_the_token(world, api):
+    path = f"/data/upload/{_stored_upload_name(world)}"
+    own = api.call("get", path, token=world.owner_a.legacy_key)
+    assert own.status_code == 200 and b"".join(own.streaming_content).startswith(b"\x89PNG")
+    assert api.call("get", path, token=world.owner_b.legacy_key).status_code == 404
+    assert api.call("get", path).status_code in (302, 401, 403, 404)
