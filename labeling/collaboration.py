@@ -84,9 +84,21 @@ def draft_update(*, draft: AnnotationDraft, fields: dict) -> AnnotationDraft:
     return draft
 
 
-def drafts_discard(*, task_id: int, user, annotation_id: int | None = None) -> None:
-    """A submitted (or updated) annotation replaces the user's draft of it."""
-    AnnotationDraft.objects.filter(task_id=task_id, user=user, annotation_id=annotation_id).delete()
+def drafts_discard(*, task_id: int, user, annotation_id: int | None = None, submitted_as: int) -> None:
+    """A submitted (or updated) annotation replaces the user's draft of it; comments made on the
+    draft move to the annotation. One statement, as every submit runs it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH gone AS (
+                DELETE FROM labeling_annotationdraft
+                WHERE task_id = %(task)s AND user_id = %(user)s AND annotation_id IS NOT DISTINCT FROM %(of)s
+                RETURNING id)
+            UPDATE labeling_comment SET annotation_id = %(annotation)s, draft_id = NULL
+            WHERE draft_id IN (SELECT id FROM gone)
+            """,
+            {"task": task_id, "user": user.pk, "of": annotation_id, "annotation": submitted_as},
+        )
 
 
 # --- reviews -------------------------------------------------------------------------------------

@@ -438,7 +438,8 @@ def _record_revision(*, annotation: Annotation, user, draft_of_annotation: int |
     from labeling import collaboration
 
     collaboration.history_record(annotation=annotation, action=annotation.last_action, user=user)
-    collaboration.drafts_discard(task_id=annotation.task_id, user=user, annotation_id=draft_of_annotation)
+    collaboration.drafts_discard(task_id=annotation.task_id, user=user, annotation_id=draft_of_annotation,
+                                 submitted_as=annotation.pk)
 
 
 @transaction.atomic
@@ -669,9 +670,9 @@ def _reserve_next(*, project: Project, user, now, assigned: bool) -> Task | None
 
 
 def task_lock_release(*, task_id: int, user) -> None:
-    from labeling.models import TaskLock
-
-    TaskLock.objects.filter(task_id=task_id, user=user).delete()
+    # One statement (the ORM's delete selects first); nothing hangs off a lock.
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM labeling_tasklock WHERE task_id = %s AND user_id = %s", [task_id, user.pk])
 
 
 # --- large imports -------------------------------------------------------------------------------

@@ -305,3 +305,13 @@ def test_bulk_assignment_follows_data_manager_filters(owner, world, project):
                  "filters": {"conjunction": "and", "items": [{"filter": "filter:tasks:nope", "operator": "equal",
                                                               "type": "Number", "value": 1}]}})
     assert bad.status_code == 400 and "filters" in bad.json()["validation_errors"]
+
+
+def test_comments_on_a_draft_move_to_the_submitted_annotation(annotator, project, world):
+    task_id = project["task_ids"][3]
+    draft = annotator("post", f"/api/tasks/{task_id}/drafts", {"result": []}).json()
+    comment = annotator("post", "/api/comments/", {"draft": draft["id"], "text": "Line 3 is smudged"}).json()
+    annotation = annotator("post", f"/api/tasks/{task_id}/annotations", {"result": ocr_result()}).json()
+    moved = annotator("get", f"/api/comments/{comment['id']}").json()
+    assert (moved["annotation"], moved["draft"]) == (annotation["id"], None)
+    assert annotator("get", f"/api/drafts/{draft['id']}").status_code == 404
