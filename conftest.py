@@ -245,6 +245,29 @@ def api(client):
     return Api(client)
 
 
+@pytest.fixture
+def as_member(world, api):
+    """`as_member(member)(method, path, json=None)`: an API call on org A's prefix with that
+    member's legacy token."""
+    def factory(member):
+        def call(method, path, json=None):
+            return api.call(method, f"/o/org-a{path}", token=member.legacy_key, json=json)
+        return call
+    return factory
+
+
+@pytest.fixture
+def owner(world, as_member):
+    """API calls as org A's Owner."""
+    return as_member(world.owner_a)
+
+
+@pytest.fixture
+def annotator(world, as_member):
+    """API calls as org A's Annotator."""
+    return as_member(world.annotator_a)
+
+
 # --- real peers --------------------------------------------------------------------------------
 
 def _free_port() -> int:

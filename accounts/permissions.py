@@ -58,3 +58,18 @@ class AdminRoleAndScope(RoleAndScope):
             self.message = "Only an Owner or Administrator can change this."
             return False
         return True
+
+
+def role_required(roles, message: str) -> type[RoleAndScope]:
+    """RoleAndScope, with one of `roles` required for every method, reads included."""
+
+    class RoleRequired(RoleAndScope):
+        def has_permission(self, request, view):
+            if not super().has_permission(request, view):
+                return False
+            if request._request.membership.role not in roles:
+                self.message = message
+                return False
+            return True
+
+    return RoleRequired

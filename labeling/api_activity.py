@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ADMIN_ROLES
-from accounts.permissions import RoleAndScope
+from accounts.permissions import role_required
 from labeling.activity import activity_logs_filtered
 from labeling.api import query_int
 from labeling.models import ActivityLog
@@ -15,14 +15,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
 
-class AdminsOnly(RoleAndScope):
-    def has_permission(self, request, view):
-        if not super().has_permission(request, view):
-            return False
-        if request._request.membership.role not in ADMIN_ROLES:
-            self.message = "Only an Owner or Administrator can read the activity log."
-            return False
-        return True
+AdminsOnly = role_required(ADMIN_ROLES, "Only an Owner or Administrator can read the activity log.")
 
 
 def activity_log_payload(entry: ActivityLog, *, organization_id: int) -> dict:

@@ -8,23 +8,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import RoleAndScope
+from accounts.permissions import role_required
 from labeling import webhooks
 from labeling.api import MANAGERS, LabelingApi, query_bool, query_int
 from labeling.models import Webhook
 from platform_core.routing import route
 
-
-class ManagersOnly(RoleAndScope):
-    """RoleAndScope, with the manager roles required for reads as well."""
-
-    def has_permission(self, request, view):
-        if not super().has_permission(request, view):
-            return False
-        if request._request.membership.role not in MANAGERS:
-            self.message = "Only an Owner, Administrator or Manager can see webhooks."
-            return False
-        return True
+ManagersOnly = role_required(MANAGERS, "Only an Owner, Administrator or Manager can see webhooks.")
 
 
 class WebhookInputSerializer(serializers.Serializer):

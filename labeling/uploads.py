@@ -14,6 +14,7 @@ import mimetypes
 import os
 import secrets
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pypdfium2 as pdfium
@@ -140,16 +141,23 @@ def _pdf_source(upload):
     return upload.read()
 
 
-def _check_pdf(checked: CheckedFile) -> None:
+@contextmanager
+def _opened_pdf(checked: CheckedFile):
+    """The uploaded PDF, opened under the PDFium lock (PDFium is not thread-safe)."""
     with _pdfium_lock:
         try:
             document = pdfium.PdfDocument(_pdf_source(checked.upload))
         except pdfium.PdfiumError as exc:
             raise _invalid(checked.name, f"not a readable PDF ({exc}).") from exc
         try:
-            checked.page_count = len(document)
+            yield document
         finally:
             document.close()
+
+
+def _check_pdf(checked: CheckedFile) -> None:
+    with _opened_pdf(checked) as document:
+        checked.page_count = len(document)
     if checked.page_count == 0:
         raise _invalid(checked.name, "the PDF has no pages.")
     if checked.page_count > settings.UPLOAD_PDF_MAX_PAGES:
@@ -219,11 +227,7 @@ def _render_pdf(checked: CheckedFile, folder: str, stored: _StoredFiles) -> tupl
     """Store one PNG per page; returns their names and the first page's image."""
     names, first = [], None
     scale = settings.UPLOAD_PDF_RENDER_SCALE
-    with _pdfium_lock:
-        try:
-            document = pdfium.PdfDocument(_pdf_source(checked.upload))
-        except pdfium.PdfiumError as exc:
-            raise _invalid(checked.name, f"not a readable PDF ({exc}).") from exc
+    with _opened_pdf(checked) as document:
         try:
             for index in range(len(document)):
                 page = document[index]
@@ -239,8 +243,6 @@ def _render_pdf(checked: CheckedFile, folder: str, stored: _StoredFiles) -> tupl
                     first = image
         except pdfium.PdfiumError as exc:
             raise _invalid(checked.name, f"a page cannot be rendered ({exc}).") from exc
-        finally:
-            document.close()
     return names, first
 
 

@@ -19,14 +19,6 @@ def _log_of(organization) -> list[ActivityLog]:
         return list(ActivityLog.objects.order_by("id"))
 
 
-@pytest.fixture
-def owner(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
-
-
 def _last_entry(world) -> ActivityLog:
     return _log_of(world.org_a)[-1]
 

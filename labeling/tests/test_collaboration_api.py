@@ -15,25 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def as_member(world, api):
-    def factory(member):
-        def call(method, path, json=None):
-            return api.call(method, f"/o/org-a{path}", token=member.legacy_key, json=json)
-        return call
-    return factory
-
-
-@pytest.fixture
-def owner(world, as_member):
-    return as_member(world.owner_a)
-
-
-@pytest.fixture
-def annotator(world, as_member):
-    return as_member(world.annotator_a)
-
-
-@pytest.fixture
 def reviewer(world, as_member):
     return as_member(_member(email="reviewer@a.test", organization=world.org_a, role=Role.REVIEWER))
 

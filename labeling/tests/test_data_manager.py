@@ -24,22 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
-
-
-@pytest.fixture
-def annotator(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.annotator_a.legacy_key, json=json)
-
-    return call
-
-
-@pytest.fixture
 def dm(world):
     """Five tasks whose columns differ in known ways. Returns the project and task ids by name."""
     owner_user, annotator_user = world.owner_a.user, world.annotator_a.user

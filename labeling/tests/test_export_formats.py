@@ -20,14 +20,6 @@ PAGE = "{http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15}"
 ALTO = "{http://www.loc.gov/standards/alto/ns-v4#}"
 
 
-@pytest.fixture
-def owner(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
-
-
 def _polygon(region, points, text, *, label="Handwriting", page=None, size=(1000, 800)):
     common = {"id": region, "to_name": "image", "original_width": size[0], "original_height": size[1]}
     if page is not None:

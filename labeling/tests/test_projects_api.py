@@ -12,14 +12,6 @@ OCR_TWO_LABELS = """<View><Image name="image" value="$ocr"/>
 <TextArea name="transcription" toName="image" perRegion="true" required="true"/></View>"""
 
 
-@pytest.fixture
-def owner(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
-
-
 def test_create_project_defaults_to_the_ocr_template(owner):
     response = owner("post", "/api/projects/", {"title": "Invoices"})
     assert response.status_code == 201, response.content

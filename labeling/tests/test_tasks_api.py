@@ -15,14 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
-
-
-@pytest.fixture
 def project(owner):
     return owner("post", "/api/projects/", {"title": "Import target"}).json()
 

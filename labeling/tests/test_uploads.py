@@ -45,14 +45,6 @@ def pdf_bytes(pages: int = 3) -> bytes:
 
 # --- helpers -------------------------------------------------------------------------------------
 
-@pytest.fixture
-def owner(world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
-
-
 def _project(owner, **fields) -> dict:
     response = owner("post", "/api/projects/", {"title": "Uploads", **fields})
     assert response.status_code == 201, response.content

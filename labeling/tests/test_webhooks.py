@@ -92,11 +92,10 @@ def eager_celery(settings):
 # --- helpers -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def owner(db, world, api):
-    def call(method, path, json=None):
-        return api.call(method, f"/o/org-a{path}", token=world.owner_a.legacy_key, json=json)
-
-    return call
+def owner(db, owner):
+    """conftest's owner, with database access (this module has no module-wide django_db mark: one
+    test commits for a real Celery worker)."""
+    return owner
 
 
 def _webhooks_of(world):
