@@ -1,8 +1,9 @@
 """Labeling API (Label Studio compatible): projects, import, tasks, annotations, predictions, export."""
 
+import json
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, Sum
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -43,9 +44,42 @@ MANAGERS = frozenset({Role.OWNER, Role.ADMINISTRATOR, Role.MANAGER})
 TRUE_VALUES = {"true", "1", "yes", "on"}
 
 
+def truthy(value) -> bool:
+    """A boolean as LS's clients send it, in a query string or a body: true, True, 1, "true", "1"."""
+    return str(value).strip().lower() in TRUE_VALUES
+
+
 def query_bool(request, name: str, default: bool = False) -> bool:
     value = request.query_params.get(name)
-    return default if value is None else value.strip().lower() in TRUE_VALUES
+    return default if value is None else truthy(value)
+
+
+def query_ids(request, name: str) -> list[int] | None:
+    """`name=[1,2]` (LS), `name=1,2` or repeated `name=1&name=2`; None when absent."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    ids = []
+    for value in values:
+        text = value.strip()
+        try:
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            ids.extend(int(item) for item in items if str(item).strip())
+        except (ValueError, TypeError):
+            raise ValidationError({name: f"Must be a list of integers, got {value!r}."}) from None
+    return ids
+
+
+def body_ids(value, *, field: str) -> list[int]:
+    """A list of integer ids from a JSON body (booleans are not ids)."""
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise ValidationError({field: "Must be a list of integers."})
+    return value
+
+
+def member_role(request) -> str:
+    """The role of the caller in this request's organization (the middleware checked it is active)."""
+    return request._request.membership.role
 
 
 def query_int(request, name: str, default: int | None = None, *, minimum: int = 1, maximum: int | None = None):
@@ -118,7 +152,7 @@ class ProjectDetailApi(LabelingApi):
         project = _project_or_404(pk)
         serializer = ProjectInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        force = query_bool(request, "force") or str(request.data.get("force", "")).lower() in TRUE_VALUES
+        force = query_bool(request, "force") or truthy(request.data.get("force", ""))
         services.project_update(project=project, fields=serializer.to_fields(), force=force)
         project = selectors.project_get(pk=pk)
         return Response(project_payload(project, users=_users_by_id([project.created_by_id])))
@@ -257,7 +291,7 @@ def _task_page(request, project: Project, queryset, *, with_related: bool, page:
     offset = (page - 1) * page_size
     if offset and offset >= totals["count"]:
         raise Http404("Invalid page: past the last page.")
-    own_only = request._request.membership.role == Role.ANNOTATOR and not project.annotator_sees_others
+    own_only = member_role(request) == Role.ANNOTATOR and not project.annotator_sees_others
     tasks = selectors.task_page_json(
         queryset=queryset, offset=offset, limit=page_size, with_related=with_related,
         annotations_of_user=request.user.pk if own_only else None,
@@ -426,11 +460,8 @@ class PredictionDetailApi(APIView):
         return Response(prediction_payload(get_object_or_404(Prediction, pk=pk)))
 
     def delete(self, request, pk):
-        prediction = get_object_or_404(Prediction, pk=pk)
-        with transaction.atomic():
-            task_id = prediction.task_id
-            prediction.delete()
-            services._refresh_task_counters([task_id])
+        prediction = get_object_or_404(Prediction.objects.select_related("project"), pk=pk)
+        services.predictions_delete(project=prediction.project, prediction_ids=[prediction.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

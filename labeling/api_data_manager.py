@@ -12,13 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import data_manager
-from labeling.api import MANAGERS, LabelingApi, _project_or_404, query_int
+from labeling.api import MANAGERS, LabelingApi, _project_or_404, member_role, query_int
 from labeling.models import DataManagerView
 from platform_core.routing import route
-
-
-def _role(request) -> str:
-    return request._request.membership.role
 
 
 def _required_project(request, *, body: bool = False):
@@ -69,7 +65,7 @@ class ViewListCreateApi(APIView):
 class ViewDetailApi(APIView):
     def _view(self, request, pk, *, changing: bool) -> DataManagerView:
         view = get_object_or_404(DataManagerView, pk=pk)
-        if changing and view.user_id != request.user.pk and _role(request) not in MANAGERS:
+        if changing and view.user_id != request.user.pk and member_role(request) not in MANAGERS:
             raise PermissionDenied("Only its author or a manager can change this view.")
         return view
 
@@ -116,7 +112,7 @@ class ActionListRunApi(LabelingApi):
 
     def get(self, request):
         project = _required_project(request)
-        if _role(request) not in MANAGERS:
+        if member_role(request) not in MANAGERS:
             return Response([])
         return Response([action.payload(project) for action in data_manager.ACTIONS.values()])
 
@@ -151,7 +147,7 @@ class ActionFormApi(APIView):
 class ProjectStateApi(APIView):
     def get(self, request):
         project = _required_project(request)
-        return Response(data_manager.project_state(project=project, can_manage=_role(request) in MANAGERS))
+        return Response(data_manager.project_state(project=project, can_manage=member_role(request) in MANAGERS))
 
 
 urlpatterns = [

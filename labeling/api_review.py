@@ -8,13 +8,25 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ADMIN_ROLES, Role
-from labeling import collaboration, services
-from labeling.api import MANAGERS, LabelingApi, _project_or_404, _users_by_id, query_bool, query_int
+from labeling import collaboration, data_manager, services
+from labeling.api import (
+    MANAGERS,
+    LabelingApi,
+    _project_or_404,
+    _users_by_id,
+    body_ids,
+    member_role,
+    query_bool,
+    query_ids,
+    query_int,
+    truthy,
+)
 from labeling.models import (
     Annotation,
     AnnotationDraft,
@@ -35,31 +47,9 @@ from platform_core.routing import route
 REVIEWERS = MANAGERS | {Role.REVIEWER}
 
 
-def _role(request) -> str:
-    return request._request.membership.role
-
-
 def _require(request, roles, what: str) -> None:
-    if _role(request) not in roles:
-        from rest_framework.exceptions import PermissionDenied
-
+    if member_role(request) not in roles:
         raise PermissionDenied(f"Your role does not allow {what}.")
-
-
-def _int_list(value, field: str) -> list[int]:
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-        raise ValidationError({field: "Must be a list of integer ids."})
-    return value
-
-
-def _ids_param(request, name: str) -> list[int] | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return [int(part) for part in raw.split(",") if part.strip()]
-    except ValueError:
-        raise ValidationError({name: "Must be comma-separated integer ids."}) from None
 
 
 # --- drafts --------------------------------------------------------------------------------------
@@ -75,7 +65,7 @@ def _draft_fields(request) -> dict:
             raise ValidationError({"lead_time": "Must be a non-negative number of seconds."})
         fields["lead_time"] = lead_time
     if "was_postponed" in data:
-        fields["was_postponed"] = str(data["was_postponed"]).lower() in ("true", "1")
+        fields["was_postponed"] = truthy(data["was_postponed"])
     return fields
 
 
@@ -176,11 +166,11 @@ def _review_input(request, *, partial: bool) -> dict:
     if "accepted" in data:
         if str(data["accepted"]).lower() not in ("true", "false", "1", "0"):
             raise ValidationError({"accepted": "Must be true or false."})
-        fields["accepted"] = str(data["accepted"]).lower() in ("true", "1")
+        fields["accepted"] = truthy(data["accepted"])
     elif not partial:
         raise ValidationError({"accepted": "Required: true to accept, false to reject."})
     if "remove_from_queue" in data:
-        fields["remove_from_queue"] = data["remove_from_queue"] in (True, "true", "True", 1, "1")
+        fields["remove_from_queue"] = truthy(data["remove_from_queue"])
     return fields
 
 
@@ -243,15 +233,15 @@ def _comment_fields(data: dict) -> dict:
         if name in data:
             fields[name] = data[name]
     if "is_resolved" in data:
-        fields["is_resolved"] = data["is_resolved"] in (True, "true", "True", 1, "1")
+        fields["is_resolved"] = truthy(data["is_resolved"])
     return fields
 
 
 def _comments_from_query(request):
     return collaboration.comments_filtered(
         annotation_id=query_int(request, "annotation"), draft_id=query_int(request, "draft"),
-        task_id=query_int(request, "task"), project_ids=_ids_param(request, "projects"),
-        annotator_ids=_ids_param(request, "annotators"),
+        task_id=query_int(request, "task"), project_ids=query_ids(request, "projects"),
+        annotator_ids=query_ids(request, "annotators"),
     )
 
 
@@ -336,7 +326,7 @@ class ProjectTaskAssigneesBulkApi(LabelingApi):
         data = request.data if isinstance(request.data, dict) else {}
         if "selectedItems" not in data:
             raise ValidationError({"selectedItems": "Required."})
-        task_ids = collaboration.selected_task_ids(project=project, selected_items=data["selectedItems"],
+        task_ids = data_manager.selected_task_ids(project=project, selected_items=data["selectedItems"],
                                                    filters=data.get("filters"))
         created = collaboration.assignments_add(project=project, task_ids=task_ids, user_ids=data.get("users"),
                                                 type=data.get("type"))
@@ -370,7 +360,7 @@ class TaskAssigneesApi(LabelingApi):
     def delete(self, request, pk, task_pk):
         task = self._task(pk, task_pk)
         collaboration.assignments_delete(task_ids=[task.pk], type=request.query_params.get("type"),
-                                         user_ids=_ids_param(request, "users"))
+                                         user_ids=query_ids(request, "users"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -386,19 +376,19 @@ class AnnotationBulkCreateApi(LabelingApi):
             if project is None:
                 raise ValidationError({"project": "Must be a project id."})
         elif isinstance(data.get("tasks"), list) and data["tasks"]:
-            task = Task.objects.filter(pk__in=_int_list(data["tasks"], "tasks")).select_related("project").first()
+            task = Task.objects.filter(pk__in=body_ids(data["tasks"], field="tasks")).select_related("project").first()
             if task is None:
                 raise ValidationError({"tasks": "No such tasks in this organization."})
             project = task.project
         else:
             raise ValidationError({"project": "Give the project (with selectedItems) or the task ids."})
         if "selectedItems" in data:
-            task_ids = collaboration.selected_task_ids(project=project, selected_items=data["selectedItems"])
+            task_ids = data_manager.selected_task_ids(project=project, selected_items=data["selectedItems"])
         else:
-            task_ids = _int_list(data.get("tasks"), "tasks")
+            task_ids = body_ids(data.get("tasks"), field="tasks")
         if not task_ids:
             raise ValidationError({"tasks": "No tasks selected."})
-        was_cancelled = data.get("was_cancelled") in (True, "true", "True", 1, "1")
+        was_cancelled = truthy(data.get("was_cancelled"))
         ids = services.annotations_bulk_create(project=project, user=request.user, task_ids=task_ids,
                                                result=data.get("result", []), was_cancelled=was_cancelled,
                                                lead_time=data.get("lead_time"))
@@ -408,7 +398,7 @@ class AnnotationBulkCreateApi(LabelingApi):
 class AnnotationBulkDeleteApi(LabelingApi):
     def post(self, request):
         data = request.data if isinstance(request.data, dict) else {}
-        ids = _int_list(data.get("ids"), "ids")
+        ids = body_ids(data.get("ids"), field="ids")
         if not ids:
             raise ValidationError({"ids": "Give at least one annotation id."})
         if not isinstance(data.get("project"), int):

@@ -2,7 +2,6 @@
 URL that serves stored files to the organization's members (`/data/upload/...`, mounted at the
 tenant URLconf's root by platform_core/urls_tenant.py)."""
 
-import json
 
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponseRedirect
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import uploads
-from labeling.api import LabelingApi, ProjectImportApi, _project_or_404, query_bool
+from labeling.api import LabelingApi, ProjectImportApi, _project_or_404, body_ids, query_bool, query_ids
 from labeling.models import FileUpload
 from platform_core.routing import route
 
@@ -38,28 +37,13 @@ def file_upload_payload(upload: FileUpload) -> dict:
 
 
 def _ids_from_query(request) -> list[int] | None:
-    """`ids=[1,2]` (LS), `ids=1,2` or repeated `ids=1&ids=2`; None when absent or with `all=true`."""
-    values = request.query_params.getlist("ids")
-    if not values or query_bool(request, "all"):
-        return None
-    ids = []
-    for value in values:
-        text = value.strip()
-        try:
-            items = json.loads(text) if text.startswith("[") else text.split(",")
-            ids.extend(int(item) for item in items if str(item).strip())
-        except (ValueError, TypeError):
-            raise ValidationError({"ids": f"Must be a list of integers, got {value!r}."}) from None
-    return ids
+    """The `ids` asked for; None (every upload) when absent or with `all=true`."""
+    return None if query_bool(request, "all") else query_ids(request, "ids")
 
 
 def _ids_from_body(request) -> list[int] | None:
     ids = request.data.get("file_upload_ids") if hasattr(request.data, "get") else None
-    if ids is None:
-        return None
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise ValidationError({"file_upload_ids": "Must be a list of integers."})
-    return ids
+    return None if ids is None else body_ids(ids, field="file_upload_ids")
 
 
 class ProjectFileUploadsApi(LabelingApi):

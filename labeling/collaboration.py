@@ -270,16 +270,6 @@ def assignments_delete(*, task_ids: list[int], type: str | None = None, user_ids
     return count
 
 
-def selected_task_ids(*, project: Project, selected_items, filters=None) -> list[int]:
-    """The ids of a data manager selection (selectedItems within `filters`), in id order."""
-    from labeling import data_manager
-
-    if selected_items is None:
-        raise ValidationError({"selectedItems": "Required."})
-    queryset = data_manager.tasks_query(project=project, filters=filters, selected_items=selected_items)
-    return list(queryset.order_by("id").values_list("id", flat=True))
-
-
 # --- predictions ---------------------------------------------------------------------------------
 
 @transaction.atomic

@@ -700,16 +700,7 @@ def _delete_annotations(*, project: Project, user, task_ids: list[int], params: 
 
 
 def _delete_predictions(*, project: Project, user, task_ids: list[int], params: dict) -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE labeling_annotation SET parent_prediction_id = NULL WHERE parent_prediction_id IN "
-            "(SELECT id FROM labeling_prediction WHERE project_id = %s AND task_id = ANY(%s))",
-            [project.pk, task_ids],
-        )
-        cursor.execute("DELETE FROM labeling_prediction WHERE project_id = %s AND task_id = ANY(%s)",
-                       [project.pk, task_ids])
-        deleted = cursor.rowcount
-    services._refresh_task_counters(task_ids)
+    deleted = services.predictions_delete(project=project, task_ids=task_ids)
     return {"processed_items": deleted, "detail": f"Deleted {deleted} predictions."}
 
 
@@ -875,16 +866,24 @@ def action_get(action_id: str) -> Action:
     return action
 
 
+def selected_task_ids(*, project: Project, selected_items, filters=None, ordering=None) -> list[int]:
+    """The ids, in id order, of the tasks a bulk operation acts on: `selectedItems` within `filters`.
+    The selection is required: an empty body must never mean every task."""
+    if selected_items in (None, "", {}):
+        raise ValidationError({"selectedItems": 'Required: {"all": true, "excluded": []} selects every task '
+                                                'the filters keep; {"all": false, "included": [ids]} some.'})
+    # `ordering` is checked like the data manager's, though bulk work always goes in id order.
+    queryset = tasks_query(project=project, filters=filters, ordering=ordering, selected_items=selected_items)
+    return list(queryset.order_by("id").values_list("id", flat=True))
+
+
 def action_run(*, action_id: str, project: Project, user, filters=None, ordering=None, selected_items=None,
                params: dict | None = None) -> dict:
     """Run a DM action on the selected tasks: bulk statements in one transaction."""
     action = action_get(action_id)
-    if selected_items in (None, "", {}):
-        raise ValidationError({"selectedItems": 'Required: {"all": true, "excluded": []} selects every task '
-                                                'the filters keep; {"all": false, "included": [ids]} some.'})
-    queryset = tasks_query(project=project, filters=filters, ordering=ordering, selected_items=selected_items)
     with transaction.atomic():
-        task_ids = list(queryset.order_by("id").values_list("id", flat=True))
+        task_ids = selected_task_ids(project=project, filters=filters, ordering=ordering,
+                                     selected_items=selected_items)
         if not task_ids:
             return {"processed_items": 0, "detail": "No tasks selected."}
         return action.run(project=project, user=user, task_ids=task_ids, params=params or {})

@@ -523,6 +523,28 @@ def prediction_create(*, task: Task, result, score: float | None = None, model_v
     return prediction
 
 
+@transaction.atomic
+def predictions_delete(*, project: Project, task_ids: list[int] | None = None,
+                       prediction_ids: list[int] | None = None) -> int:
+    """Delete a project's predictions (of some tasks, or some by id) in bulk; annotations made from
+    them keep their result and lose the link. Returns how many."""
+    condition = "project_id = %s"
+    params: list = [project.pk]
+    if task_ids is not None:
+        condition, params = condition + " AND task_id = ANY(%s)", params + [list(task_ids)]
+    if prediction_ids is not None:
+        condition, params = condition + " AND id = ANY(%s)", params + [list(prediction_ids)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE labeling_annotation SET parent_prediction_id = NULL WHERE parent_prediction_id IN "
+            f"(SELECT id FROM labeling_prediction WHERE {condition})", params,
+        )
+        cursor.execute(f"DELETE FROM labeling_prediction WHERE {condition} RETURNING task_id", params)
+        affected = [row[0] for row in cursor.fetchall()]
+    _refresh_task_counters(sorted(set(affected)))
+    return len(affected)
+
+
 # --- export snapshots ----------------------------------------------------------------------------
 
 def _run_now_or_later(*, inline: bool, task, args: list) -> None:

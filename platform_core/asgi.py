@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from tempfile import SpooledTemporaryFile
 
 from channels.routing import ProtocolTypeRouter
 
@@ -45,8 +46,6 @@ class WsgiOverAsgi:
         await loop.run_in_executor(self.executor, self._run, scope, body, send_from_thread)
 
     async def _read_body(self, receive):
-        from tempfile import SpooledTemporaryFile
-
         body = SpooledTemporaryFile(max_size=_BODY_SPOOL_BYTES)  # noqa: SIM115 - closed after the request
         while True:
             message = await receive()
