@@ -44,6 +44,10 @@ class World:
     owner_a: Member
     annotator_a: Member
     owner_b: Member
+    # One member per other role, all members of project_a (so object rules let each role in).
+    admin_a: Member = None
+    manager_a: Member = None
+    reviewer_a: Member = None
     # Org A's labeling objects (committed, in org A's schema).
     project_a: object = None
     task_a: object = None
@@ -60,6 +64,17 @@ class World:
     webhook_a: object = None
     # Data manager actions are named, not stored: a stand-in with the name as its "pk".
     action_a: object = None
+    # Organization administration (issue 4).
+    workspace_a: object = None
+    project_role_a: object = None
+    pause_a: object = None
+    member_tag_a: object = None
+    invite_a: object = None
+
+    def members_a(self) -> dict:
+        """Org A's member of each active role, by role code."""
+        return {"OW": self.owner_a, "AD": self.admin_a, "MA": self.manager_a, "RE": self.reviewer_a,
+                "AN": self.annotator_a}
 
 
 def ocr_result(region: str = "r1", text: str = "Hello", *, x: float = 10, y: float = 10, label: str = "Text") -> list:
@@ -130,6 +145,40 @@ def _more_labeling_objects(*, project, task, annotation, owner) -> dict:
     }
 
 
+def _administration_objects_of(organization, *, owner, project, members: dict) -> dict:
+    """Workspace, project members, a role override, a pause, a member tag and an invite of org A."""
+    from django_tenants.utils import tenant_context
+
+    from accounts import services
+    from accounts.models import Invite, Membership, MemberTag, Role
+    from accounts.tokens import hash_secret
+    from labeling.models import AnnotatorPause, ProjectMember, ProjectRole
+    from platform_core.crypto import encrypt
+    from workspaces.models import Workspace, WorkspaceMembership
+
+    paused = services.user_create(email="paused@a.test", password=PASSWORD)
+    services.membership_set(user=paused, organization=organization, role=Role.ANNOTATOR)
+    with tenant_context(organization):
+        workspace = Workspace.objects.create(title="A's workspace", created_by=owner)
+        WorkspaceMembership.objects.create(workspace=workspace, user=owner)
+        project.workspace_id = workspace.pk
+        project.save(update_fields=["workspace_id"])
+        for member in [*members.values(), paused]:
+            user = getattr(member, "user", member)
+            ProjectMember.objects.get_or_create(project=project, user=user)
+        project_role = ProjectRole.objects.create(project=project, user=members["RE"].user, role=Role.REVIEWER)
+        pause = AnnotatorPause.objects.create(project=project, user=paused, paused_by=owner,
+                                              verbose_reason="Checking quality")
+    tag = MemberTag.objects.create(organization=organization, label="A's tag", created_by=owner)
+    tag.assignments.create(membership=Membership.objects.get(user=owner, organization=organization))
+    token = "a-invite-token-of-the-test-world"
+    invite = Invite.objects.create(organization=organization, email="invitee@a.test", role=Role.ANNOTATOR,
+                                   token_hash=hash_secret(token), token_encrypted=encrypt(token),
+                                   created_by=owner)
+    return {"workspace_a": workspace, "project_role_a": project_role, "pause_a": pause,
+            "member_tag_a": tag, "invite_a": invite}
+
+
 def _member(*, email: str, organization, role: str) -> Member:
     from accounts import services
     from accounts.models import User
@@ -146,7 +195,8 @@ def pytest_configure(config):
     confirmation email per address per cooldown) would otherwise leak between runs."""
     from django.conf import settings
 
-    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"
+    for alias in settings.CACHES.values():
+        alias["KEY_PREFIX"] = f"test-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -207,13 +257,24 @@ def world(django_db_setup, django_db_blocker) -> World:
         org_a = services.organization_create_with_owner(user=owner_a_user, title="Org A", slug="org-a")
         owner_b_user = services.user_create(email="owner@b.test", password=PASSWORD, first_name="Bea")
         org_b = services.organization_create_with_owner(user=owner_b_user, title="Org B", slug="org-b")
+        members = {
+            role: _member(email=f"{name}@a.test", organization=org_a, role=role)
+            for role, name in [(Role.OWNER, "owner"), (Role.ADMINISTRATOR, "admin"), (Role.MANAGER, "manager"),
+                               (Role.REVIEWER, "reviewer"), (Role.ANNOTATOR, "annotator")]
+        }
+        labeling_objects = _labeling_objects_of(org_a, owner_a_user)
         return World(
             org_a=org_a,
             org_b=org_b,
-            owner_a=_member(email="owner@a.test", organization=org_a, role=Role.OWNER),
-            annotator_a=_member(email="annotator@a.test", organization=org_a, role=Role.ANNOTATOR),
+            owner_a=members[Role.OWNER],
+            admin_a=members[Role.ADMINISTRATOR],
+            manager_a=members[Role.MANAGER],
+            reviewer_a=members[Role.REVIEWER],
+            annotator_a=members[Role.ANNOTATOR],
             owner_b=_member(email="owner@b.test", organization=org_b, role=Role.OWNER),
-            **_labeling_objects_of(org_a, owner_a_user),
+            **labeling_objects,
+            **_administration_objects_of(org_a, owner=owner_a_user, project=labeling_objects["project_a"],
+                                         members=members),
         )
 
 

@@ -1,13 +1,14 @@
 """Identity API: current user, legacy token, JWT personal access tokens, JWT settings."""
 
+from django.contrib.auth import update_session_auth_hash
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.models import LegacyToken, PersonalAccessToken, Scope
-from accounts.permissions import AdminRoleAndScope
+from accounts.models import LegacyToken, PersonalAccessToken
 from accounts.serializers import (
     JwtSettingsSerializer,
     RefreshSerializer,
@@ -36,25 +37,53 @@ def _current_user_response(request) -> Response:
 
 
 class WhoAmIApi(APIView):
+    permissions = {"GET": "organizations.view"}
+
     def get(self, request):
         return _current_user_response(request)
 
 
 class CurrentUserApi(APIView):
+    # Your own profile: any member, with the write scope to change it.
+    permissions = {"GET": "organizations.view", "PATCH": "profile.change"}
+
     def get(self, request):
         return _current_user_response(request)
 
     def patch(self, request):
         serializer = UserUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        for name, value in serializer.validated_data.items():
-            setattr(request.user, name, value)
-        request.user.save(update_fields=list(serializer.validated_data) or None)
+        services.user_profile_update(user=request.user, changes=serializer.validated_data, by_self=True)
+        if "password" in serializer.validated_data and request.auth is None:
+            # A browser session stays logged in after its own password change.
+            update_session_auth_hash(request._request, request.user)
         return _current_user_response(request)
+
+
+class CurrentUserHotkeysApi(APIView):
+    """Your keyboard shortcuts (`custom_hotkeys`). Label Studio's `project` parameter asks for a
+    per-project override; there are none here, so GET answers the account's hotkeys and PATCH
+    refuses it rather than silently changing the account's."""
+
+    permissions = {"GET": "organizations.view", "PATCH": "profile.change"}
+
+    def get(self, request):
+        return Response({"custom_hotkeys": request.user.custom_hotkeys or {}})
+
+    def patch(self, request):
+        if request.query_params.get("project"):
+            raise ValidationError({"project": "Per-project hotkeys are not supported; leave `project` out."})
+        if "custom_hotkeys" not in request.data:
+            raise ValidationError({"custom_hotkeys": "Give the hotkeys object (action -> key)."})
+        services.user_profile_update(user=request.user, changes={"custom_hotkeys": request.data["custom_hotkeys"]},
+                                     by_self=True)
+        return Response({"custom_hotkeys": request.user.custom_hotkeys or {}})
 
 
 class LegacyTokenApi(APIView):
     """GET /api/current-user/token. Keys are stored hashed, so an existing key cannot be shown."""
+
+    permissions = {"GET": "tokens.create"}
 
     def get(self, request):
         organization = request._request.organization
@@ -62,24 +91,27 @@ class LegacyTokenApi(APIView):
             return Response({"detail": "You are authenticated with your legacy token; it is stored "
                                        "hashed. POST /api/current-user/reset-token/ for a new one."})
         if not LegacyToken.objects.filter(user=request.user, organization=organization).exists():
-            key = services.legacy_token_issue(user=request.user, organization=organization)
+            key = services.legacy_token_issue(user=request.user, organization=organization, request=request)
             return Response({"token": key, "detail": "Your new token; it is shown only this once."})
         return Response({"detail": "A token exists and is stored hashed; "
                                    "POST /api/current-user/reset-token/ to replace it."})
 
 
 class LegacyTokenResetApi(APIView):
-    required_scope = Scope.WRITE
+    permissions = {"POST": "tokens.create"}
 
     def post(self, request):
         key = services.legacy_token_issue(
             user=request.user, organization=request._request.organization,
             scopes=sorted(request.auth.scopes) if isinstance(request.auth, selectors.Credential) else None,
+            request=request,
         )
         return Response({"token": key}, status=status.HTTP_201_CREATED)
 
 
 class TokenListCreateApi(APIView):
+    permissions = {"GET": "organizations.view", "POST": "tokens.create"}
+
     def get(self, request):
         tokens = selectors.personal_access_tokens_of(user=request.user, organization=request._request.organization)
         ordering = request.query_params.get("ordering")
@@ -94,7 +126,7 @@ class TokenListCreateApi(APIView):
         try:
             pat, token = services.personal_access_token_create(
                 user=request.user, organization=request._request.organization, creator=creator,
-                **serializer.validated_data,
+                request=request, **serializer.validated_data,
             )
         except ValidationError as exc:
             return validation_error_response(exc)
@@ -103,6 +135,22 @@ class TokenListCreateApi(APIView):
              "expires_at": pat.expires_at},
             status=status.HTTP_201_CREATED,
         )
+
+
+class TokenDetailApi(APIView):
+    """DELETE /api/token/{id}/: revoke one of your own tokens by id (the settings page has the id,
+    not the token). Another person's or another organization's token is a 404."""
+
+    permissions = {"DELETE": "tokens.create"}
+
+    def delete(self, request, pk):
+        pat = selectors.personal_access_tokens_of(
+            user=request.user, organization=request._request.organization
+        ).filter(pk=pk).first()
+        if pat is None:
+            raise Http404("No token of yours with this id.")
+        services.personal_access_token_revoke(pat=pat, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _refresh_from_body(request) -> str:
@@ -132,7 +180,7 @@ class TokenBlacklistApi(OpenApiView):
     def post(self, request):
         try:
             services.personal_access_token_blacklist(
-                refresh=_refresh_from_body(request), organization=_path_organization(request)
+                refresh=_refresh_from_body(request), organization=_path_organization(request), request=request
             )
         except TokenError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
@@ -142,11 +190,13 @@ class TokenBlacklistApi(OpenApiView):
 
 
 class TokenRotateApi(APIView):
+    permissions = {"POST": "tokens.create"}
+
     def post(self, request):
         try:
             token = services.personal_access_token_rotate(
                 refresh=_refresh_from_body(request), user=request.user,
-                organization=request._request.organization,
+                organization=request._request.organization, request=request,
             )
         except TokenError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
@@ -154,7 +204,7 @@ class TokenRotateApi(APIView):
 
 
 class JwtSettingsApi(APIView):
-    permission_classes = [AdminRoleAndScope]
+    permissions = {"GET": "organizations.view", "POST": "tokens.settings"}
 
     def get(self, request):
         token_settings = selectors.token_settings_of(organization=request._request.organization)
@@ -164,6 +214,7 @@ class JwtSettingsApi(APIView):
         serializer = JwtSettingsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token_settings = services.token_settings_update(
-            organization=request._request.organization, **serializer.validated_data
+            organization=request._request.organization, actor=request.user, request=request,
+            **serializer.validated_data,
         )
         return Response(JwtSettingsSerializer(token_settings).data, status=status.HTTP_201_CREATED)

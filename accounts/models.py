@@ -64,6 +64,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     last_activity = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    custom_hotkeys = models.JSONField(null=True, blank=True)
+    allow_newsletters = models.BooleanField(null=True, blank=True)
     active_organization = models.ForeignKey(
         "tenants.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -166,3 +168,117 @@ class OrganizationTokenSettings(models.Model):
 
     def __str__(self) -> str:
         return f"token settings of {self.organization_id}"
+
+
+class OrganizationPermission(models.Model):
+    """An organization's override of one permission's roles (accounts.access.PERMISSIONS holds the defaults)."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    permission = models.CharField(max_length=255)
+    roles = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["permission"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "permission"], name="uniq_org_permission"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.permission} -> {self.roles} in {self.organization_id}"
+
+
+class MemberTag(models.Model):
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=255)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "label"], name="uniq_member_tag_label"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class MemberTagAssignment(models.Model):
+    tag = models.ForeignKey(MemberTag, on_delete=models.CASCADE, related_name="assignments")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tag_assignments")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tag", "membership"], name="uniq_member_tag_assignment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"tag {self.tag_id} on membership {self.membership_id}"
+
+
+class Invite(models.Model):
+    """An invitation into an organization: the organization's shareable link (email empty) or one
+    sent to an address. The token is stored hashed for lookup and encrypted so admins can see the
+    link again."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField(blank=True, default="")
+    role = models.CharField(max_length=2, choices=Role.choices, default=Role.ANNOTATOR)
+    project_ids = models.JSONField(default=list, blank=True)
+    workspace_ids = models.JSONField(default=list, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_encrypted = models.TextField()
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "email"], name="invite_org_email_idx")]
+
+    def __str__(self) -> str:
+        return f"invite to {self.organization_id} for {self.email or 'anyone with the link'}"
+
+
+class SessionPolicy(models.Model):
+    """Label Studio's SessionTimeoutPolicy: minutes, per organization; browser sessions only."""
+
+    organization = models.OneToOneField(
+        "tenants.Organization", on_delete=models.CASCADE, related_name="session_policy"
+    )
+    max_session_age = models.PositiveIntegerField(default=60 * 24 * 14)
+    max_time_between_activity = models.PositiveIntegerField(default=60 * 24 * 14)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"session policy of {self.organization_id}"
+
+
+class AuditEvent(models.Model):
+    """An administrative action (role change, invite, token, policy), kept apart from the API
+    activity log: admins read it to answer "who changed what"."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_repr = models.CharField(max_length=512, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at", "-id"], name="audit_org_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} in {self.organization_id}"

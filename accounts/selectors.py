@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import (
@@ -127,3 +128,31 @@ def memberships_of_user(*, user: User):
 
 def personal_access_tokens_of(*, user: User, organization: Organization):
     return PersonalAccessToken.objects.filter(user=user, organization=organization)
+
+
+# Orderings of /api/users/: the public names Label Studio's clients send -> membership columns.
+MEMBER_ORDERINGS = {
+    "id": "user_id", "email": "user__email", "username": "user__username", "first_name": "user__first_name",
+    "last_name": "user__last_name", "date_joined": "user__date_joined", "last_activity": "user__last_activity",
+    "role": "role",
+}
+
+
+def organization_members(*, organization: Organization, ordering: str | None = None):
+    """The organization's people (deactivated members too; deleted accounts never), with their user."""
+    order_by = []
+    for name in (ordering or "id").split(","):
+        name = name.strip()
+        column = MEMBER_ORDERINGS.get(name.lstrip("-"))
+        if column is None:
+            raise ValidationError({"ordering": f"Order by one of {sorted(MEMBER_ORDERINGS)} (prefix - to reverse)."})
+        order_by.append(f"-{column}" if name.startswith("-") else column)
+    return (
+        Membership.objects.filter(organization=organization, user__deleted_at__isnull=True)
+        .select_related("user").order_by(*order_by, "user_id")
+    )
+
+
+def organization_member_get(*, organization: Organization, user_id) -> Membership | None:
+    """A person of this organization by user id; None for anyone else (the API's 404)."""
+    return organization_members(organization=organization).filter(user_id=user_id).first()

@@ -26,8 +26,8 @@ def user_payload(*, user, organization, membership, memberships) -> dict:
         "initials": user.initials,
         "date_joined": user.date_joined.isoformat(),
         "last_activity": user.last_activity.isoformat(),
-        "allow_newsletters": None,
-        "custom_hotkeys": None,
+        "allow_newsletters": user.allow_newsletters,
+        "custom_hotkeys": user.custom_hotkeys,
         "active_organization": organization.pk,
         "active_organization_meta": {"title": organization.title, "slug": organization.slug},
         "organization_membership": membership_payload(membership),
@@ -53,11 +53,51 @@ def user_payload(*, user, organization, membership, memberships) -> dict:
     }
 
 
-class UserUpdateSerializer(serializers.Serializer):
+def member_user_payload(*, membership, organization) -> dict:
+    """Another member as this organization sees them (LseUser): their membership here only, so no
+    other organization of theirs shows."""
+    return user_payload(user=membership.user, organization=organization, membership=membership,
+                        memberships=[membership])
+
+
+class ProfileSerializer(serializers.Serializer):
+    """What an administrator may set on someone's profile (/api/users/)."""
+
     first_name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=256, required=False, allow_blank=True)
     username = serializers.CharField(max_length=256, required=False, allow_blank=True)
+
+
+class UserUpdateSerializer(ProfileSerializer):
+    """PATCH of a profile (PatchedLseUserSerializerUpdateRequest). The SDK also sends
+    date_joined, email_notification_settings, is_email_verified and onboarding_state: accepted
+    and ignored (an account's verification and history are not the user's to set)."""
+
+    allow_newsletters = serializers.BooleanField(required=False, allow_null=True)
+    custom_hotkeys = serializers.JSONField(required=False, allow_null=True)
+    active_organization = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    password = serializers.CharField(required=False, write_only=True, trim_whitespace=False, max_length=4096)
+
+
+class UserCreateSerializer(ProfileSerializer):
+    """POST /api/users/ (the SDK requires `username`; an email there stands for `email`)."""
+
+    email = serializers.EmailField(required=False, max_length=254)
+    password = serializers.CharField(required=False, write_only=True, trim_whitespace=False)
+
+    def validate_password(self, value):
+        raise serializers.ValidationError(
+            "People set their own password (password reset or single sign-on); leave it out."
+        )
+
+    def validate(self, attrs):
+        if not attrs.get("email"):
+            username = attrs.get("username", "")
+            if "@" not in username:
+                raise serializers.ValidationError({"email": "Give the person's email address."})
+            attrs["email"] = username
+        return attrs
 
 
 class TokenListSerializer(serializers.ModelSerializer):

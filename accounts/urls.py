@@ -1,14 +1,17 @@
 from django.urls import path
 
 from accounts import api
+from platform_core.routing import route
 
 # Mounted under /api/ by the tenant URLconf.
 api_urlpatterns = [
     path("current-user/whoami", api.WhoAmIApi.as_view()),
     path("current-user", api.CurrentUserApi.as_view()),
+    route(r"current-user/hotkeys", api.CurrentUserHotkeysApi),
     path("current-user/token", api.LegacyTokenApi.as_view()),
     path("current-user/reset-token/", api.LegacyTokenResetApi.as_view()),
     path("token/", api.TokenListCreateApi.as_view()),
+    route(r"token/(?P<pk>\d+)", api.TokenDetailApi),
     path("token/refresh/", api.TokenRefreshApi.as_view()),
     path("token/blacklist/", api.TokenBlacklistApi.as_view()),
     path("token/rotate/", api.TokenRotateApi.as_view()),

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.shortcuts import redirect, render
 
 from accounts import selectors, services
+from accounts.access import actor_of, can
 from accounts.forms import OrganizationForm, SignupForm
 
 
@@ -64,6 +65,14 @@ def organization_new(request):
 
 
 def organization_home(request):
-    """`/o/<slug>/`: the organization's front page (the middleware already checked membership)."""
-    projects: list = []  # the labeling issue fills this with the member's visible projects
+    """`/o/<slug>/`: the organization's front page with the projects the member may open (the
+    middleware already checked membership)."""
+    from labeling.access import visible_projects
+    from labeling.models import Project
+
+    actor = actor_of(request)
+    projects = list(visible_projects(actor, Project.objects.order_by("title", "id")).only(
+        "id", "title", "description", "workspace_id", "created_by_id"))
+    for project in projects:
+        project.manageable = can(actor, "projects.change", project)
     return render(request, "accounts/organization_home.html", {"projects": projects})

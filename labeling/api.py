@@ -12,12 +12,17 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Role, User
+from accounts.access import PERMISSIONS, Actor, PermissionDenied, actor_of, can, project_id_of, require
+from accounts.models import Scope, User
 from labeling import data_manager, exports, selectors, services, uploads
+from labeling.access import project_visible, sees_others_annotations
 from labeling.importing import ImportFormatError, ParsedImport, parse_json_payload
 from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
 from labeling.models import (
     Annotation,
+    AnnotationDraft,
+    AnnotationReview,
+    Comment,
     DataManagerView,
     ExportSnapshot,
     ExportStatus,
@@ -39,8 +44,8 @@ from labeling.serializers import (
     task_payload,
 )
 from platform_core.api import validation_error_response
+from workspaces.services import workspace_for_project
 
-MANAGERS = frozenset({Role.OWNER, Role.ADMINISTRATOR, Role.MANAGER})
 TRUE_VALUES = {"true", "1", "yes", "on"}
 
 
@@ -77,11 +82,6 @@ def body_ids(value, *, field: str) -> list[int]:
     return value
 
 
-def member_role(request) -> str:
-    """The role of the caller in this request's organization (the middleware checked it is active)."""
-    return request._request.membership.role
-
-
 def query_int(request, name: str, default: int | None = None, *, minimum: int = 1, maximum: int | None = None):
     value = request.query_params.get(name)
     if value in (None, ""):
@@ -100,18 +100,61 @@ def _users_by_id(ids) -> dict:
     return {user.pk: user for user in User.objects.filter(pk__in=ids)} if ids else {}
 
 
-def _project_or_404(pk, *, with_counts: bool = False) -> Project:
-    """The project (with LS's counters only when the response shows them: they scan its tasks)."""
+# What lets someone change such an object that is not theirs (labeling.access's authored rules).
+_CHANGE_ANY = {Annotation: "annotations.change_any", Comment: "comments.change_any", DataManagerView: "tasks.change"}
+
+
+def _project_of(obj) -> Project | None:
+    if isinstance(obj, Project):
+        return obj
+    if isinstance(obj, AnnotationDraft):
+        return obj.task.project
+    if isinstance(obj, AnnotationReview):
+        return obj.annotation.project
+    return obj.project  # None for an organization-wide webhook
+
+
+def visible_or_404(actor: Actor, obj, *, permission: str):
+    """`obj`, if the actor may do `permission` on it.
+
+    Absent, in a project the actor cannot see, or refused a read (someone else's annotation in a
+    project that hides them): 404, as if it did not exist. Refused a change: 403 naming the
+    permission that is missing (for someone else's annotation, comment or tab: the "any" one)."""
+    if obj is None:
+        raise Http404("Not found in this organization.")
+    project = _project_of(obj)
+    if project is not None and not project_visible(actor, project):
+        raise Http404("Not found in this organization.")
+    if can(actor, permission, obj):
+        return obj
+    if PERMISSIONS[permission].scope == Scope.READ:
+        raise Http404("Not found in this organization.")
+    if type(obj) in _CHANGE_ANY and actor.has_role_for(permission, project_id=project_id_of(obj)):
+        raise PermissionDenied(_CHANGE_ANY[type(obj)])
+    raise PermissionDenied(permission)
+
+
+def object_or_404(actor: Actor, queryset, *, permission: str, **lookup):
+    """The object of `queryset` matching `lookup`, through `visible_or_404`."""
+    return visible_or_404(actor, queryset.filter(**lookup).first(), permission=permission)
+
+
+def _project_or_404(actor: Actor, pk, *, permission: str = "projects.view", with_counts: bool = False) -> Project:
+    """The project, if the actor can see it (else 404) and may do `permission` in it (else 403).
+    LS's counters only when the response shows them: they scan its tasks."""
     project = selectors.project_get(pk=pk) if with_counts else Project.objects.filter(pk=pk).first()
-    if project is None:
-        raise Http404("No project with this id in this organization.")
-    return project
+    return visible_or_404(actor, project, permission=permission)
 
 
 class LabelingApi(APIView):
-    """Writes to projects and their data need Owner, Administrator or Manager."""
+    """A labeling endpoint: `permissions` names the permission of each HTTP method it implements
+    (accounts.access.MatrixPermission checks the role and scope; the view checks the object)."""
 
-    required_roles = MANAGERS
+    permissions: dict[str, str] = {}
+
+    @property
+    def actor(self) -> Actor:
+        return actor_of(self.request)
 
 
 class ProjectPagination(PageNumberPagination):
@@ -121,61 +164,79 @@ class ProjectPagination(PageNumberPagination):
 
 
 class ProjectListCreateApi(LabelingApi):
+    permissions = {"GET": "projects.view", "POST": "projects.create"}
+
     def get(self, request):
-        queryset = selectors.projects_with_counts().order_by("-pinned_at", "-created_at", "-id")
-        if ids := request.query_params.get("ids"):
-            queryset = queryset.filter(pk__in=[int(i) for i in ids.split(",") if i.strip().isdigit()])
+        queryset = selectors.projects_permitting(self.actor, "projects.view", selectors.projects_with_counts())
+        queryset = queryset.order_by("-pinned_at", "-created_at", "-id")
+        if (ids := query_ids(request, "ids")) is not None:
+            queryset = queryset.filter(pk__in=ids)
         if title := request.query_params.get("title") or request.query_params.get("search"):
             queryset = queryset.filter(title__icontains=title)
-        if workspace := request.query_params.get("workspaces"):
-            queryset = queryset.filter(workspace_id=workspace)
+        if (workspaces := query_ids(request, "workspaces")) is not None:
+            queryset = queryset.filter(workspace_id__in=workspaces)
         paginator = ProjectPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         users = _users_by_id(project.created_by_id for project in page)
         return paginator.get_paginated_response([project_payload(project, users=users) for project in page])
 
     def post(self, request):
+        require(self.actor, "projects.create")
         serializer = ProjectInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = services.project_create(user=request.user, fields=serializer.to_fields())
+        fields = serializer.to_fields()
+        # A project lives in a workspace the creator can see; by default their personal one.
+        fields["workspace_id"] = workspace_for_project(actor=self.actor, workspace_id=fields.get("workspace_id")).pk
+        project = services.project_create(user=request.user, fields=fields)
         project = selectors.project_get(pk=project.pk)
         return Response(project_payload(project, users=_users_by_id([project.created_by_id])),
                         status=status.HTTP_201_CREATED)
 
 
 class ProjectDetailApi(LabelingApi):
+    permissions = {"GET": "projects.view", "PATCH": "projects.change", "PUT": "projects.change",
+                   "DELETE": "projects.delete"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk, with_counts=True)
+        project = _project_or_404(self.actor, pk, with_counts=True)
         return Response(project_payload(project, users=_users_by_id([project.created_by_id])))
 
     def patch(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="projects.change")
         serializer = ProjectInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         force = query_bool(request, "force") or truthy(request.data.get("force", ""))
-        services.project_update(project=project, fields=serializer.to_fields(), force=force)
+        fields = serializer.to_fields()
+        if fields.get("workspace_id") is not None:
+            fields["workspace_id"] = workspace_for_project(actor=self.actor, workspace_id=fields["workspace_id"]).pk
+        services.project_update(project=project, fields=fields, force=force)
         project = selectors.project_get(pk=pk)
         return Response(project_payload(project, users=_users_by_id([project.created_by_id])))
 
     put = patch
 
     def delete(self, request, pk):
-        services.project_delete(project=_project_or_404(pk))
+        services.project_delete(project=_project_or_404(self.actor, pk, permission="projects.delete"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProjectCountsApi(APIView):
+class ProjectCountsApi(LabelingApi):
+    permissions = {"GET": "projects.view"}
+
     def get(self, request):
-        queryset = selectors.projects_with_counts().order_by("-created_at", "-id")
+        queryset = selectors.projects_permitting(self.actor, "projects.view", selectors.projects_with_counts())
         paginator = ProjectPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
+        page = paginator.paginate_queryset(queryset.order_by("-created_at", "-id"), request, view=self)
         fields = ("id", "task_number", "finished_task_number", "total_annotations_number",
                   "num_tasks_with_annotations", "skipped_annotations_number", "total_predictions_number")
         return paginator.get_paginated_response([{f: getattr(p, f) for f in fields} for p in page])
 
 
-class LabelConfigValidateApi(APIView):
-    """POST /api/projects/validate/ and /api/projects/{id}/validate/: check a label config."""
+class LabelConfigValidateApi(LabelingApi):
+    """POST /api/projects/validate/ and /api/projects/{id}/validate/: check a label config. It
+    changes nothing, so seeing the project is enough."""
+
+    permissions = {"POST": "projects.view"}
 
     def post(self, request, pk=None):
         label_config = request.data.get("label_config")
@@ -188,7 +249,7 @@ class LabelConfigValidateApi(APIView):
             return Response({"detail": "Invalid label config.", "validation_errors": {"label_config": [str(exc)]}},
                             status=status.HTTP_400_BAD_REQUEST)
         if pk is not None:
-            project = _project_or_404(pk)
+            project = _project_or_404(self.actor, pk)
             problems = services.config_change_orphans(
                 old=services.config_parse(project.label_config), new=parsed,
                 used=services.labels_used_by_annotations(project=project),
@@ -201,8 +262,11 @@ class LabelConfigValidateApi(APIView):
 
 
 class ProjectDuplicateApi(LabelingApi):
+    permissions = {"POST": "projects.create"}
+
     def post(self, request, pk):
-        project = _project_or_404(pk)
+        require(self.actor, "projects.create")
+        project = _project_or_404(self.actor, pk)
         mode = request.data.get("mode", "settings_and_tasks")
         copy = services.project_duplicate(
             project=project, user=request.user, title=request.data.get("title"),
@@ -211,7 +275,9 @@ class ProjectDuplicateApi(LabelingApi):
         return Response({"id": copy.pk}, status=status.HTTP_201_CREATED)
 
 
-class TemplatesApi(APIView):
+class TemplatesApi(LabelingApi):
+    permissions = {"GET": "projects.view"}
+
     def get(self, request):
         return Response({"templates": TEMPLATES})
 
@@ -223,8 +289,10 @@ class ProjectImportApi(LabelingApi):
     Every file is kept as a FileUpload; `commit_to_project=false` keeps them without making tasks
     (POST .../reimport makes them later)."""
 
+    permissions = {"POST": "tasks.import"}
+
     def post(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.import")
         return_task_ids = query_bool(request, "return_task_ids")
         if request.FILES:
             outcome = uploads.file_uploads_import(
@@ -283,7 +351,13 @@ class ProjectImportApi(LabelingApi):
 
 # --- tasks ---------------------------------------------------------------------------------------
 
-def _task_page(request, project: Project, queryset, *, with_related: bool, page: int, page_size: int):
+def own_annotations_only(actor: Actor, project: Project) -> int | None:
+    """The actor's user id when the project hides other people's annotations from them, else None:
+    the `annotations_of_user` of the selectors and the data manager."""
+    return None if sees_others_annotations(actor, project) else actor.user.pk
+
+
+def _task_page(actor: Actor, project: Project, queryset, *, with_related: bool, page: int, page_size: int):
     """One page of tasks as JSON text, and the totals of the whole selection: two queries."""
     totals = queryset.order_by().aggregate(
         count=Count("id"), annotations=Sum("total_annotations"), predictions=Sum("total_predictions")
@@ -291,16 +365,16 @@ def _task_page(request, project: Project, queryset, *, with_related: bool, page:
     offset = (page - 1) * page_size
     if offset and offset >= totals["count"]:
         raise Http404("Invalid page: past the last page.")
-    own_only = member_role(request) == Role.ANNOTATOR and not project.annotator_sees_others
     tasks = selectors.task_page_json(
         queryset=queryset, offset=offset, limit=page_size, with_related=with_related,
-        annotations_of_user=request.user.pk if own_only else None,
+        annotations_of_user=own_annotations_only(actor, project),
     )
     return tasks, totals
 
 
 def _task_with_related_response(request, task: Task) -> Response:
-    annotations, predictions = selectors.related_for_tasks(task_ids=[task.pk])
+    annotations, predictions = selectors.related_for_tasks(
+        task_ids=[task.pk], annotations_of_user=own_annotations_only(actor_of(request), task.project))
     payload = task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk])
     payload["drafts"] = [draft_payload(d) for d in task.drafts.filter(user=request.user).order_by("id")]
     return Response(payload)
@@ -310,7 +384,8 @@ def _json_response(body: str, status_code: int = 200) -> HttpResponse:
     return HttpResponse(body, content_type="application/json", status=status_code)
 
 
-class TaskListCreateApi(APIView):
+class TaskListCreateApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "POST": "tasks.import"}
     all_tasks_page_size = 1_000_000_000
 
     def get(self, request):
@@ -319,11 +394,12 @@ class TaskListCreateApi(APIView):
         project_id = query_int(request, "project")
         view = None
         if (view_id := query_int(request, "view")) is not None:
-            view = get_object_or_404(DataManagerView, pk=view_id)
+            view = object_or_404(self.actor, DataManagerView.objects.select_related("project"),
+                                 permission="tasks.view", pk=view_id)
             project_id = project_id or view.project_id
         if project_id is None:
             raise ValidationError({"project": "Give the project id: /api/tasks/?project=ID."})
-        project = _project_or_404(project_id)
+        project = _project_or_404(self.actor, project_id, permission="tasks.view")
         if view is not None and view.project_id != project.pk:
             raise ValidationError({"view": f"View {view.pk} belongs to project {view.project_id}."})
         query = data_manager.parse_query(request.query_params.get("query"))
@@ -331,12 +407,14 @@ class TaskListCreateApi(APIView):
         queryset = data_manager.tasks_query(
             project=project, filters=selection.get("filters"), ordering=selection.get("ordering"),
             selected_items=query.get("selectedItems"), only_annotated=query_bool(request, "only_annotated"),
+            annotations_of_user=own_annotations_only(self.actor, project),
         )
         page = query_int(request, "page", 1)
         # page_size=-1 (the legacy SDK's default) means every task on one page.
         page_size = (self.all_tasks_page_size if request.query_params.get("page_size") == "-1"
                      else query_int(request, "page_size", 100, maximum=10000))
-        tasks, totals = _task_page(request, project, queryset, with_related=request.query_params.get("fields") == "all",
+        tasks, totals = _task_page(self.actor, project, queryset,
+                                   with_related=request.query_params.get("fields") == "all",
                                    page=page, page_size=page_size)
         return _json_response(
             f'{{"tasks": {tasks}, "total": {totals["count"]}, "total_annotations": {totals["annotations"] or 0}, '
@@ -348,7 +426,7 @@ class TaskListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         if "project" not in serializer.validated_data:
             raise ValidationError({"project": "Required."})
-        project = _project_or_404(serializer.validated_data["project"])
+        project = _project_or_404(self.actor, serializer.validated_data["project"], permission="tasks.import")
         task = services.task_create(project=project, data=serializer.validated_data["data"],
                                     meta=serializer.validated_data.get("meta"), user=request.user)
         return Response(task_payload(task, annotations=[], predictions=[]), status=status.HTTP_201_CREATED)
@@ -357,26 +435,34 @@ class TaskListCreateApi(APIView):
 class ProjectTasksApi(LabelingApi):
     """GET a project's tasks (LS returns a plain page); DELETE them all."""
 
+    permissions = {"GET": "tasks.view", "DELETE": "tasks.delete"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.view")
         page = query_int(request, "page", 1)
         page_size = query_int(request, "page_size", 100, maximum=10000)
-        tasks, _ = _task_page(request, project, selectors.tasks_of(project=project),
+        tasks, _ = _task_page(self.actor, project, selectors.tasks_of(project=project),
                               with_related=True, page=page, page_size=page_size)
         return _json_response(tasks)
 
     def delete(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.delete")
         services.tasks_delete(project=project)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TaskDetailApi(APIView):
+def _task_or_404(actor: Actor, pk, *, permission: str) -> Task:
+    return object_or_404(actor, Task.objects.select_related("project"), permission=permission, pk=pk)
+
+
+class TaskDetailApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "PATCH": "tasks.change", "PUT": "tasks.change", "DELETE": "tasks.delete"}
+
     def get(self, request, pk):
-        return _task_with_related_response(request, get_object_or_404(Task, pk=pk))
+        return _task_with_related_response(request, _task_or_404(self.actor, pk, permission="tasks.view"))
 
     def patch(self, request, pk):
-        task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+        task = _task_or_404(self.actor, pk, permission="tasks.change")
         serializer = TaskInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         task = services.task_update(task=task, data=serializer.validated_data.get("data"),
@@ -386,20 +472,25 @@ class TaskDetailApi(APIView):
     put = patch
 
     def delete(self, request, pk):
-        task = get_object_or_404(Task, pk=pk)
+        task = _task_or_404(self.actor, pk, permission="tasks.delete")
         services.tasks_delete(project=task.project, task_ids=[task.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- annotations ---------------------------------------------------------------------------------
 
-class TaskAnnotationsApi(APIView):
+class TaskAnnotationsApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "POST": "annotations.create"}
+
     def get(self, request, pk):
-        task = get_object_or_404(Task, pk=pk)
-        return Response([annotation_payload(a) for a in task.annotations.order_by("id")])
+        task = _task_or_404(self.actor, pk, permission="tasks.view")
+        annotations = task.annotations.order_by("id")
+        if (own := own_annotations_only(self.actor, task.project)) is not None:
+            annotations = annotations.filter(completed_by_id=own)
+        return Response([annotation_payload(a) for a in annotations])
 
     def post(self, request, pk):
-        task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+        task = _task_or_404(self.actor, pk, permission="annotations.create")
         serializer = AnnotationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -412,15 +503,21 @@ class TaskAnnotationsApi(APIView):
         return Response(annotation_payload(annotation), status=status.HTTP_201_CREATED)
 
 
-class AnnotationDetailApi(APIView):
-    def _get(self, pk) -> Annotation:
-        return get_object_or_404(Annotation.objects.select_related("project"), pk=pk)
+class AnnotationDetailApi(LabelingApi):
+    """Anyone who sees an annotation reads it; its author changes it, others need
+    `annotations.change_any`."""
+
+    permissions = {"GET": "tasks.view", "PATCH": "annotations.create", "PUT": "annotations.create",
+                   "DELETE": "annotations.create"}
+
+    def _get(self, pk, permission: str) -> Annotation:
+        return object_or_404(self.actor, Annotation.objects.select_related("project"), permission=permission, pk=pk)
 
     def get(self, request, pk):
-        return Response(annotation_payload(self._get(pk)))
+        return Response(annotation_payload(self._get(pk, "tasks.view")))
 
     def patch(self, request, pk):
-        annotation = self._get(pk)
+        annotation = self._get(pk, "annotations.create")
         serializer = AnnotationInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         annotation = services.annotation_update(annotation=annotation, user=request.user,
@@ -430,15 +527,18 @@ class AnnotationDetailApi(APIView):
     put = patch
 
     def delete(self, request, pk):
-        services.annotation_delete(annotation=self._get(pk))
+        services.annotation_delete(annotation=self._get(pk, "annotations.create"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- predictions ---------------------------------------------------------------------------------
 
-class PredictionListCreateApi(APIView):
+class PredictionListCreateApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "POST": "predictions.change"}
+
     def get(self, request):
-        queryset = Prediction.objects.order_by("id")
+        queryset = Prediction.objects.filter(
+            project__in=selectors.projects_permitting(self.actor, "tasks.view").values("pk")).order_by("id")
         if task := query_int(request, "task"):
             queryset = queryset.filter(task_id=task)
         if project := query_int(request, "project"):
@@ -449,27 +549,43 @@ class PredictionListCreateApi(APIView):
         serializer = PredictionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        task = get_object_or_404(Task.objects.select_related("project"), pk=data["task"])
+        task = _task_or_404(self.actor, data["task"], permission="predictions.change")
         prediction = services.prediction_create(task=task, result=data["result"], score=data.get("score"),
                                                 model_version=data.get("model_version") or "")
         return Response(prediction_payload(prediction), status=status.HTTP_201_CREATED)
 
 
-class PredictionDetailApi(APIView):
+class PredictionDetailApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "DELETE": "predictions.change"}
+
+    def _get(self, pk, permission: str) -> Prediction:
+        return object_or_404(self.actor, Prediction.objects.select_related("project"), permission=permission, pk=pk)
+
     def get(self, request, pk):
-        return Response(prediction_payload(get_object_or_404(Prediction, pk=pk)))
+        return Response(prediction_payload(self._get(pk, "tasks.view")))
 
     def delete(self, request, pk):
-        prediction = get_object_or_404(Prediction.objects.select_related("project"), pk=pk)
+        prediction = self._get(pk, "predictions.change")
         services.predictions_delete(project=prediction.project, prediction_ids=[prediction.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- export --------------------------------------------------------------------------------------
 
-class ProjectExportApi(APIView):
+def _exportable_project_or_404(actor: Actor, pk) -> Project:
+    """An export holds every annotation of the project: someone who sees only their own there (a
+    role given `exports.create` by an override, without `annotations.view_all`) cannot export."""
+    project = _project_or_404(actor, pk, permission="exports.create")
+    if not sees_others_annotations(actor, project):
+        raise PermissionDenied("annotations.view_all")
+    return project
+
+
+class ProjectExportApi(LabelingApi):
+    permissions = {"GET": "exports.create"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _exportable_project_or_404(self.actor, pk)
         export_type = (request.query_params.get("exportType") or request.query_params.get("export_type")
                        or "JSON").upper()
         ids = request.query_params.getlist("ids[]") or request.query_params.getlist("ids")
@@ -483,9 +599,11 @@ class ProjectExportApi(APIView):
             return validation_error_response(exc)
 
 
-class ExportFormatsApi(APIView):
+class ExportFormatsApi(LabelingApi):
+    permissions = {"GET": "exports.create"}
+
     def get(self, request, pk):
-        _project_or_404(pk)
+        _project_or_404(self.actor, pk, permission="exports.create")
         return Response(exports.formats())
 
 
@@ -496,15 +614,17 @@ def _snapshot_or_404(project: Project, export_pk) -> ExportSnapshot:
                              project=project, pk=export_pk)
 
 
-class ExportSnapshotListCreateApi(APIView):
+class ExportSnapshotListCreateApi(LabelingApi):
+    permissions = {"GET": "exports.create", "POST": "exports.create"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _exportable_project_or_404(self.actor, pk)
         snapshots = list(project.exports.prefetch_related("converted_formats").order_by("-created_at", "-id"))
         users = _users_by_id(s.created_by_id for s in snapshots)
         return Response([export_payload(s, users=users) for s in snapshots])
 
     def post(self, request, pk):
-        project = _project_or_404(pk)
+        project = _exportable_project_or_404(self.actor, pk)
         options = {}
         for name in ("task_filter_options", "annotation_filter_options", "serialization_options"):
             value = request.data.get(name)
@@ -519,19 +639,24 @@ class ExportSnapshotListCreateApi(APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class ExportSnapshotDetailApi(APIView):
+class ExportSnapshotDetailApi(LabelingApi):
+    permissions = {"GET": "exports.create", "DELETE": "exports.create"}
+
     def get(self, request, pk, export_pk):
-        snapshot = _snapshot_or_404(_project_or_404(pk), export_pk)
+        snapshot = _snapshot_or_404(_exportable_project_or_404(self.actor, pk), export_pk)
         return Response(export_payload(snapshot, users=_users_by_id([snapshot.created_by_id])))
 
     def delete(self, request, pk, export_pk):
-        services.export_snapshot_delete(snapshot=_snapshot_or_404(_project_or_404(pk), export_pk))
+        services.export_snapshot_delete(snapshot=_snapshot_or_404(_exportable_project_or_404(self.actor, pk),
+                                                                  export_pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ExportSnapshotConvertApi(APIView):
+class ExportSnapshotConvertApi(LabelingApi):
+    permissions = {"POST": "exports.create"}
+
     def post(self, request, pk, export_pk):
-        snapshot = _snapshot_or_404(_project_or_404(pk), export_pk)
+        snapshot = _snapshot_or_404(_exportable_project_or_404(self.actor, pk), export_pk)
         export_type = request.data.get("export_type") or request.data.get("exportType")
         if not export_type:
             raise ValidationError({"export_type": "Required."})
@@ -539,9 +664,11 @@ class ExportSnapshotConvertApi(APIView):
         return Response({"export_type": converted.export_type, "converted_format": converted.pk})
 
 
-class ExportSnapshotDownloadApi(APIView):
+class ExportSnapshotDownloadApi(LabelingApi):
+    permissions = {"GET": "exports.create"}
+
     def get(self, request, pk, export_pk):
-        project = _project_or_404(pk)
+        project = _exportable_project_or_404(self.actor, pk)
         snapshot = _snapshot_or_404(project, export_pk)
         export_type = exports.check_export_type(
             request.query_params.get("exportType") or request.query_params.get("export_type") or "JSON"
@@ -561,22 +688,27 @@ class ExportSnapshotDownloadApi(APIView):
         return FileResponse(stored.open("rb"), as_attachment=True, filename=name)
 
 
-class ProjectNextTaskApi(APIView):
+class ProjectNextTaskApi(LabelingApi):
     """The label stream: GET the next task for the current user, reserved for them."""
 
+    permissions = {"GET": "annotations.create"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="annotations.create")
         task = services.next_task_for(project=project, user=request.user)
         if task is None:
             return Response({"detail": "No more tasks to label in this project."}, status=status.HTTP_404_NOT_FOUND)
         return _task_with_related_response(request, task)
 
 
-class ImportJobApi(APIView):
+class ImportJobApi(LabelingApi):
     """GET /api/projects/{id}/imports/{import_pk}/: a large import's progress (LSE's ProjectImport)."""
 
+    permissions = {"GET": "tasks.view"}
+
     def get(self, request, pk, import_pk):
-        job = get_object_or_404(ImportJob, project=_project_or_404(pk), pk=import_pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.view")
+        job = get_object_or_404(ImportJob, project=project, pk=import_pk)
         return Response({
             "id": job.pk, "project": job.project_id, "status": job.status, "error": job.error or None,
             "task_count": job.task_count, "annotation_count": job.annotation_count,

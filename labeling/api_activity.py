@@ -1,21 +1,17 @@
-"""Activity log API (Label Studio Enterprise's /api/activity-logs/): Owner and Administrator only."""
+"""Activity log API (Label Studio Enterprise's /api/activity-logs/): `audit.view`, an organization
+permission (Owner and Administrator by default)."""
 
 from django.http import Http404
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.models import ADMIN_ROLES
-from accounts.permissions import role_required
+from accounts.access import require
 from labeling.activity import activity_logs_filtered
-from labeling.api import query_int
+from labeling.api import LabelingApi, query_int
 from labeling.models import ActivityLog
 from platform_core.routing import route
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-
-
-AdminsOnly = role_required(ADMIN_ROLES, "Only an Owner or Administrator can read the activity log.")
 
 
 def activity_log_payload(entry: ActivityLog, *, organization_id: int) -> dict:
@@ -39,7 +35,7 @@ def activity_log_payload(entry: ActivityLog, *, organization_id: int) -> dict:
     }
 
 
-class ActivityLogApi(APIView):
+class ActivityLogApi(LabelingApi):
     """`{"data": [...], "recordsTotal": N, "recordsFiltered": M}`, newest first by default.
 
     Paging: `page` (from 1) and `page_size`, or DataTables' `start` (offset) and `length`; a size of
@@ -47,9 +43,10 @@ class ActivityLogApi(APIView):
     reference API). Filters: `user` (or `user_id`), `project` (or `project_id`), `workspace`, `method`,
     `search` (terms joined with AND / OR, matched in the URL), `start_date`, `end_date`, `ordering`."""
 
-    permission_classes = [AdminsOnly]
+    permissions = {"GET": "audit.view"}
 
     def get(self, request):
+        require(self.actor, "audit.view")  # the organization's role: a project override does not reach it
         params = request.query_params
         user_id = query_int(request, "user") or query_int(request, "user_id")
         project_id = query_int(request, "project") or query_int(request, "project_id")

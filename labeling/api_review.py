@@ -5,27 +5,28 @@ import csv
 import io
 
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.models import ADMIN_ROLES, Role
-from labeling import collaboration, data_manager, services
+from accounts.access import Actor, can, require
+from labeling import collaboration, data_manager, selectors, services
 from labeling.api import (
-    MANAGERS,
     LabelingApi,
     _project_or_404,
+    _task_or_404,
     _users_by_id,
     body_ids,
-    member_role,
+    object_or_404,
+    own_annotations_only,
     query_bool,
     query_ids,
     query_int,
     truthy,
+    visible_or_404,
 )
 from labeling.models import (
     Annotation,
@@ -33,6 +34,7 @@ from labeling.models import (
     AnnotationHistory,
     AnnotationReview,
     Comment,
+    Project,
     Task,
 )
 from labeling.serializers import (
@@ -44,12 +46,13 @@ from labeling.serializers import (
 )
 from platform_core.routing import route
 
-REVIEWERS = MANAGERS | {Role.REVIEWER}
 
-
-def _require(request, roles, what: str) -> None:
-    if member_role(request) not in roles:
-        raise PermissionDenied(f"Your role does not allow {what}.")
+def _visible_annotation(actor: Actor, annotation_id) -> Annotation | None:
+    """The annotation a body names, if the actor may see it (else None, as if it did not exist)."""
+    if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
+        return None
+    annotation = Annotation.objects.select_related("project").filter(pk=annotation_id).first()
+    return annotation if annotation is not None and can(actor, "tasks.view", annotation) else None
 
 
 # --- drafts --------------------------------------------------------------------------------------
@@ -69,16 +72,18 @@ def _draft_fields(request) -> dict:
     return fields
 
 
-class TaskDraftsApi(APIView):
+class TaskDraftsApi(LabelingApi):
     """GET the current user's drafts of a task; POST saves (creates or overwrites) one."""
 
+    permissions = {"GET": "tasks.view", "POST": "annotations.create"}
+
     def get(self, request, pk):
-        task = get_object_or_404(Task, pk=pk)
+        task = _task_or_404(self.actor, pk, permission="tasks.view")
         drafts = AnnotationDraft.objects.filter(task=task, user=request.user).order_by("id")
         return Response([draft_payload(d) for d in drafts])
 
     def post(self, request, pk):
-        task = get_object_or_404(Task, pk=pk)
+        task = _task_or_404(self.actor, pk, permission="annotations.create")
         fields = _draft_fields(request)
         if "result" not in fields:
             raise ValidationError({"result": "Required."})
@@ -86,11 +91,15 @@ class TaskDraftsApi(APIView):
         return Response(draft_payload(draft), status=status.HTTP_201_CREATED)
 
 
-class AnnotationDraftsApi(APIView):
-    """POST a draft of changes to an existing annotation."""
+class AnnotationDraftsApi(LabelingApi):
+    """POST a draft of changes to an existing annotation (one the caller can see)."""
+
+    permissions = {"POST": "annotations.create"}
 
     def post(self, request, pk):
-        annotation = get_object_or_404(Annotation.objects.select_related("task"), pk=pk)
+        annotation = object_or_404(self.actor, Annotation.objects.select_related("task", "project"),
+                                   permission="tasks.view", pk=pk)
+        require(self.actor, "annotations.create", annotation.project)
         fields = _draft_fields(request)
         if "result" not in fields:
             raise ValidationError({"result": "Required."})
@@ -98,23 +107,28 @@ class AnnotationDraftsApi(APIView):
         return Response(draft_payload(draft), status=status.HTTP_201_CREATED)
 
 
-class DraftDetailApi(APIView):
+class DraftDetailApi(LabelingApi):
     """A draft belongs to its author: others get 404."""
 
-    def _get(self, request, pk) -> AnnotationDraft:
-        return get_object_or_404(AnnotationDraft, pk=pk, user=request.user)
+    permissions = {"GET": "tasks.view", "PATCH": "annotations.create", "PUT": "annotations.create",
+                   "DELETE": "annotations.create"}
+
+    def _get(self, request, pk, permission: str) -> AnnotationDraft:
+        return object_or_404(self.actor, AnnotationDraft.objects.select_related("task__project"),
+                             permission=permission, pk=pk, user=request.user)
 
     def get(self, request, pk):
-        return Response(draft_payload(self._get(request, pk)))
+        return Response(draft_payload(self._get(request, pk, "tasks.view")))
 
     def patch(self, request, pk):
-        draft = collaboration.draft_update(draft=self._get(request, pk), fields=_draft_fields(request))
+        draft = collaboration.draft_update(draft=self._get(request, pk, "annotations.create"),
+                                           fields=_draft_fields(request))
         return Response(draft_payload(draft))
 
     put = patch
 
     def delete(self, request, pk):
-        self._get(request, pk).delete()
+        self._get(request, pk, "annotations.create").delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -126,34 +140,53 @@ class HistoryPagination(PageNumberPagination):
     max_page_size = 1000
 
 
-class AnnotationHistoryListApi(APIView):
+def _visible_history(actor: Actor) -> QuerySet[AnnotationHistory]:
+    """History the actor may read: of their own annotations, or of everyone's where they see them."""
+    own = Annotation.objects.filter(completed_by_id=actor.user.pk).values("pk")
+    return selectors.work_visible_to(actor, AnnotationHistory.objects.all(), project_field="project_id",
+                                     own=Q(annotation_id__in=own))
+
+
+class AnnotationHistoryListApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "DELETE": "annotations.delete_history"}
+
     def get(self, request):
         annotation_id = query_int(request, "annotation")
         if annotation_id is None:
             raise ValidationError({"annotation": "Give the annotation id: ?annotation=ID."})
         ordering = "id" if request.query_params.get("ordering") == "id" else "-id"
-        entries = AnnotationHistory.objects.filter(annotation_id=annotation_id).order_by(ordering)[:1000]
+        entries = _visible_history(self.actor).filter(annotation_id=annotation_id).order_by(ordering)[:1000]
         return Response([history_payload(e) for e in entries])
 
     def delete(self, request):
-        _require(request, ADMIN_ROLES, "deleting annotation history")
-        removed = collaboration.history_delete(
-            annotation_id=query_int(request, "annotation"), task_id=query_int(request, "task"),
-            project_id=query_int(request, "project"),
-        )
+        require(self.actor, "annotations.delete_history")
+        given = {"annotation_id": query_int(request, "annotation"), "task_id": query_int(request, "task"),
+                 "project_id": query_int(request, "project")}
+        if given["project_id"] is not None:
+            _project_or_404(self.actor, given["project_id"], permission="annotations.delete_history")
+        # History outlives its annotations: what it would delete decides, project by project.
+        matching = AnnotationHistory.objects.filter(**{k: v for k, v in given.items() if v is not None})
+        if any(value is not None for value in given.values()):
+            for project in Project.objects.filter(pk__in=matching.values("project_id")):
+                visible_or_404(self.actor, project, permission="annotations.delete_history")
+        removed = collaboration.history_delete(**given)
         return Response({"removed": removed})
 
 
-class AnnotationHistoryDetailApi(APIView):
+class AnnotationHistoryDetailApi(LabelingApi):
+    permissions = {"GET": "tasks.view"}
+
     def get(self, request, pk):
-        return Response(history_payload(get_object_or_404(AnnotationHistory, pk=pk)))
+        return Response(history_payload(get_object_or_404(_visible_history(self.actor), pk=pk)))
 
 
-class ProjectAnnotationHistoryApi(APIView):
+class ProjectAnnotationHistoryApi(LabelingApi):
+    permissions = {"GET": "tasks.view"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.view")
         paginator = HistoryPagination()
-        page = paginator.paginate_queryset(AnnotationHistory.objects.filter(project_id=project.pk).order_by("-id"),
+        page = paginator.paginate_queryset(_visible_history(self.actor).filter(project_id=project.pk).order_by("-id"),
                                            request, view=self)
         return paginator.get_paginated_response([history_payload(e) for e in page])
 
@@ -174,22 +207,27 @@ def _review_input(request, *, partial: bool) -> dict:
     return fields
 
 
-class AnnotationReviewListApi(APIView):
+class AnnotationReviewListApi(LabelingApi):
+    permissions = {"GET": "reviews.view", "POST": "reviews.create"}
+
     def get(self, request):
         reviews = collaboration.reviews_filtered(
             annotation_id=query_int(request, "annotation"), project_id=query_int(request, "annotation__task__project"),
-        )[:10000]
-        return Response([review_payload(r) for r in reviews])
+        )
+        reviews = selectors.work_visible_to(self.actor, reviews, project_field="annotation__project",
+                                            own=Q(annotation__completed_by_id=self.actor.user.pk),
+                                            permission="reviews.view")
+        return Response([review_payload(r) for r in reviews[:10000]])
 
     def post(self, request):
-        _require(request, REVIEWERS, "reviewing annotations")
         data = request.data if isinstance(request.data, dict) else {}
         annotation_id = data.get("annotation")
         if not isinstance(annotation_id, int):
             raise ValidationError({"annotation": "Required: the id of the annotation to review."})
-        annotation = Annotation.objects.filter(pk=annotation_id).first()
+        annotation = _visible_annotation(self.actor, annotation_id)
         if annotation is None:
             raise ValidationError({"annotation": f"No annotation {annotation_id} in this organization."})
+        require(self.actor, "reviews.create", annotation.project)
         result = data.get("result")
         if result is not None and not isinstance(result, list):
             raise ValidationError({"result": "Must be a list of result items."})
@@ -200,24 +238,29 @@ class AnnotationReviewListApi(APIView):
         return Response(review_payload(review), status=status.HTTP_201_CREATED)
 
 
-class AnnotationReviewDetailApi(APIView):
-    def _get(self, pk) -> AnnotationReview:
-        return get_object_or_404(AnnotationReview.objects.select_related("annotation"), pk=pk)
+class AnnotationReviewDetailApi(LabelingApi):
+    permissions = {"GET": "reviews.view", "PATCH": "reviews.create", "PUT": "reviews.create",
+                   "DELETE": "reviews.create"}
+
+    def _get(self, pk, permission: str) -> AnnotationReview:
+        review = object_or_404(self.actor, AnnotationReview.objects.select_related("annotation__project"),
+                               permission=permission, pk=pk)
+        if not can(self.actor, "tasks.view", review.annotation):
+            raise Http404("Not found in this organization.")
+        return review
 
     def get(self, request, pk):
-        return Response(review_payload(self._get(pk)))
+        return Response(review_payload(self._get(pk, "reviews.view")))
 
     def patch(self, request, pk):
-        _require(request, REVIEWERS, "reviewing annotations")
-        review = collaboration.review_update(review=self._get(pk), user=request.user,
+        review = collaboration.review_update(review=self._get(pk, "reviews.create"), user=request.user,
                                              fields=_review_input(request, partial=True))
         return Response(review_payload(review))
 
     put = patch
 
     def delete(self, request, pk):
-        _require(request, REVIEWERS, "deleting reviews")
-        collaboration.review_delete(review=self._get(pk), user=request.user)
+        collaboration.review_delete(review=self._get(pk, "reviews.create"), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -237,17 +280,22 @@ def _comment_fields(data: dict) -> dict:
     return fields
 
 
-def _comments_from_query(request):
-    return collaboration.comments_filtered(
+def _comments_from_query(request, actor: Actor) -> QuerySet[Comment]:
+    comments = collaboration.comments_filtered(
         annotation_id=query_int(request, "annotation"), draft_id=query_int(request, "draft"),
         task_id=query_int(request, "task"), project_ids=query_ids(request, "projects"),
         annotator_ids=query_ids(request, "annotators"),
     )
+    # Your own comments, and everyone's comments on your annotations (a reviewer's note to you).
+    own = Q(created_by_id=actor.user.pk) | Q(annotation__completed_by_id=actor.user.pk)
+    return selectors.work_visible_to(actor, comments, project_field="project", own=own)
 
 
-class CommentListApi(APIView):
+class CommentListApi(LabelingApi):
+    permissions = {"GET": "tasks.view", "POST": "comments.create"}
+
     def get(self, request):
-        comments = list(_comments_from_query(request)[:10000])
+        comments = list(_comments_from_query(request, self.actor)[:10000])
         users = _users_by_id(c.created_by_id for c in comments) if query_bool(request, "expand_created_by") else None
         return Response([comment_payload(c, users=users) for c in comments])
 
@@ -255,52 +303,54 @@ class CommentListApi(APIView):
         data = request.data if isinstance(request.data, dict) else {}
         annotation = draft = None
         if data.get("annotation") is not None:
-            annotation = Annotation.objects.filter(pk=data["annotation"]).first() \
-                if isinstance(data["annotation"], int) else None
+            annotation = _visible_annotation(self.actor, data["annotation"])
             if annotation is None:
                 raise ValidationError({"annotation": "No such annotation in this organization."})
+            project = annotation.project
         elif data.get("draft") is not None:
-            draft = AnnotationDraft.objects.filter(pk=data["draft"], user=request.user).first() \
-                if isinstance(data["draft"], int) else None
-            if draft is None:
+            draft = AnnotationDraft.objects.select_related("task__project").filter(
+                pk=data["draft"], user=request.user).first() if isinstance(data["draft"], int) else None
+            if draft is None or not can(self.actor, "tasks.view", draft):
                 raise ValidationError({"draft": "No such draft of yours."})
+            project = draft.task.project
         else:
             raise ValidationError({"annotation": "Give the annotation (or draft) the comment is about."})
+        require(self.actor, "comments.create", project)
         comment = collaboration.comment_create(user=request.user, annotation=annotation, draft=draft,
                                                **{"text": None, **_comment_fields(data)})
         return Response(comment_payload(comment), status=status.HTTP_201_CREATED)
 
 
-class CommentDetailApi(APIView):
-    def _get(self, pk) -> Comment:
-        return get_object_or_404(Comment, pk=pk)
+class CommentDetailApi(LabelingApi):
+    """Anyone who sees a comment reads it; its author changes it, others (moderators, resolving)
+    need `comments.change_any`."""
 
-    def _check_author(self, request, comment: Comment, what: str) -> None:
-        # Authors edit their comments; managers (and reviewers) moderate and resolve.
-        if comment.created_by_id != request.user.pk:
-            _require(request, REVIEWERS, what)
+    permissions = {"GET": "tasks.view", "PATCH": "comments.create", "PUT": "comments.create",
+                   "DELETE": "comments.create"}
+
+    def _get(self, pk, permission: str) -> Comment:
+        return object_or_404(self.actor, Comment.objects.select_related("project"), permission=permission, pk=pk)
 
     def get(self, request, pk):
-        return Response(comment_payload(self._get(pk)))
+        return Response(comment_payload(self._get(pk, "tasks.view")))
 
     def patch(self, request, pk):
-        comment = self._get(pk)
-        self._check_author(request, comment, "changing another member's comment")
+        comment = self._get(pk, "comments.create")
         comment = collaboration.comment_update(comment=comment, fields=_comment_fields(request.data))
         return Response(comment_payload(comment))
 
     put = patch
 
     def delete(self, request, pk):
-        comment = self._get(pk)
-        self._check_author(request, comment, "deleting another member's comment")
-        collaboration.comment_delete(comment=comment)
+        collaboration.comment_delete(comment=self._get(pk, "comments.create"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class CommentExportApi(APIView):
+class CommentExportApi(LabelingApi):
+    permissions = {"GET": "tasks.view"}
+
     def get(self, request):
-        comments = list(_comments_from_query(request)[:100000])
+        comments = list(_comments_from_query(request, self.actor)[:100000])
         users = _users_by_id(c.created_by_id for c in comments)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -321,29 +371,35 @@ class CommentExportApi(APIView):
 class ProjectTaskAssigneesBulkApi(LabelingApi):
     """POST assigns users to the selected tasks of a project (LSE bulk_assign)."""
 
+    permissions = {"POST": "tasks.change"}
+
     def post(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.change")
         data = request.data if isinstance(request.data, dict) else {}
         if "selectedItems" not in data:
             raise ValidationError({"selectedItems": "Required."})
         task_ids = data_manager.selected_task_ids(project=project, selected_items=data["selectedItems"],
-                                                   filters=data.get("filters"))
+                                                   filters=data.get("filters"),
+                                                   annotations_of_user=own_annotations_only(self.actor, project))
         created = collaboration.assignments_add(project=project, task_ids=task_ids, user_ids=data.get("users"),
                                                 type=data.get("type"))
         return Response({"assignments": created, "async": False}, status=status.HTTP_201_CREATED)
 
 
 class TaskAssigneesApi(LabelingApi):
-    def _task(self, pk, task_pk) -> Task:
-        project = _project_or_404(pk)
+    permissions = {"GET": "tasks.view", "POST": "tasks.change", "PATCH": "tasks.change", "PUT": "tasks.change",
+                   "DELETE": "tasks.change"}
+
+    def _task(self, pk, task_pk, permission: str) -> Task:
+        project = _project_or_404(self.actor, pk, permission=permission)
         return get_object_or_404(Task, project=project, pk=task_pk)
 
     def get(self, request, pk, task_pk):
-        task = self._task(pk, task_pk)
+        task = self._task(pk, task_pk, "tasks.view")
         return Response([assignment_payload(a) for a in collaboration.assignments_of(task=task)])
 
     def _assign(self, request, pk, task_pk, *, replace: bool):
-        task = self._task(pk, task_pk)
+        task = self._task(pk, task_pk, "tasks.change")
         data = request.data if isinstance(request.data, dict) else {}
         collaboration.assignments_add(project=task.project, task_ids=[task.pk], user_ids=data.get("users"),
                                       type=data.get("type"), replace=replace)
@@ -358,7 +414,7 @@ class TaskAssigneesApi(LabelingApi):
     put = patch
 
     def delete(self, request, pk, task_pk):
-        task = self._task(pk, task_pk)
+        task = self._task(pk, task_pk, "tasks.change")
         collaboration.assignments_delete(task_ids=[task.pk], type=request.query_params.get("type"),
                                          user_ids=query_ids(request, "users"))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -367,23 +423,28 @@ class TaskAssigneesApi(LabelingApi):
 # --- bulk annotations, predictions import, model versions ----------------------------------------
 
 class AnnotationBulkCreateApi(LabelingApi):
-    """POST one result onto many tasks: `tasks` (ids) or `selectedItems` with `project`."""
+    """POST one result onto many tasks: `tasks` (ids) or `selectedItems` with `project`. A bulk
+    operation on tasks, like the data manager's actions: `tasks.change`."""
+
+    permissions = {"POST": "tasks.change"}
 
     def post(self, request):
         data = request.data if isinstance(request.data, dict) else {}
         if "project" in data:
-            project = _project_or_404(data["project"]) if isinstance(data["project"], int) else None
-            if project is None:
+            if not isinstance(data["project"], int) or isinstance(data["project"], bool):
                 raise ValidationError({"project": "Must be a project id."})
+            project = _project_or_404(self.actor, data["project"], permission="tasks.change")
         elif isinstance(data.get("tasks"), list) and data["tasks"]:
             task = Task.objects.filter(pk__in=body_ids(data["tasks"], field="tasks")).select_related("project").first()
             if task is None:
                 raise ValidationError({"tasks": "No such tasks in this organization."})
-            project = task.project
+            project = visible_or_404(self.actor, task.project, permission="tasks.change")
         else:
             raise ValidationError({"project": "Give the project (with selectedItems) or the task ids."})
         if "selectedItems" in data:
-            task_ids = data_manager.selected_task_ids(project=project, selected_items=data["selectedItems"])
+            task_ids = data_manager.selected_task_ids(
+                project=project, selected_items=data["selectedItems"],
+                annotations_of_user=own_annotations_only(self.actor, project))
         else:
             task_ids = body_ids(data.get("tasks"), field="tasks")
         if not task_ids:
@@ -396,6 +457,8 @@ class AnnotationBulkCreateApi(LabelingApi):
 
 
 class AnnotationBulkDeleteApi(LabelingApi):
+    permissions = {"POST": "annotations.change_any"}
+
     def post(self, request):
         data = request.data if isinstance(request.data, dict) else {}
         ids = body_ids(data.get("ids"), field="ids")
@@ -403,21 +466,25 @@ class AnnotationBulkDeleteApi(LabelingApi):
             raise ValidationError({"ids": "Give at least one annotation id."})
         if not isinstance(data.get("project"), int):
             raise ValidationError({"project": "Required: the project of the annotations."})
-        project = _project_or_404(data["project"])
+        project = _project_or_404(self.actor, data["project"], permission="annotations.change_any")
         deleted = services.annotations_bulk_delete(project=project, annotation_ids=ids)
         return Response({"deleted_count": deleted})
 
 
 class ProjectPredictionsImportApi(LabelingApi):
+    permissions = {"POST": "predictions.change"}
+
     def post(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="predictions.change")
         created = collaboration.predictions_import(project=project, predictions=request.data)
         return Response({"created": created}, status=status.HTTP_201_CREATED)
 
 
-class ProjectModelVersionsApi(APIView):
+class ProjectModelVersionsApi(LabelingApi):
+    permissions = {"GET": "tasks.view"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.view")
         versions = collaboration.model_versions_of(project=project)
         if query_bool(request, "extended"):
             return Response({"static": [{"model_version": v, "count": c} for v, c in versions.items()], "live": []})

@@ -5,13 +5,20 @@ tenant URLconf's root by platform_core/urls_tenant.py)."""
 
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from labeling import uploads
-from labeling.api import LabelingApi, ProjectImportApi, _project_or_404, body_ids, query_bool, query_ids
+from labeling.api import (
+    LabelingApi,
+    ProjectImportApi,
+    _project_or_404,
+    body_ids,
+    object_or_404,
+    query_bool,
+    query_ids,
+    visible_or_404,
+)
 from labeling.models import FileUpload
 from platform_core.routing import route
 
@@ -49,13 +56,15 @@ def _ids_from_body(request) -> list[int] | None:
 class ProjectFileUploadsApi(LabelingApi):
     """GET a project's uploads (optionally `ids`); DELETE some (`file_upload_ids`) or all of them."""
 
+    permissions = {"GET": "tasks.view", "DELETE": "tasks.import"}
+
     def get(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.view")
         queryset = uploads.file_uploads_of(project=project, ids=_ids_from_query(request))
         return Response([file_upload_payload(upload) for upload in queryset])
 
     def delete(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.import")
         deleted = uploads.file_uploads_delete(project=project, ids=_ids_from_body(request))
         return Response({"deleted": deleted})
 
@@ -63,14 +72,16 @@ class ProjectFileUploadsApi(LabelingApi):
 class FileUploadDetailApi(LabelingApi):
     """GET one upload, PATCH its file (multipart `file`), DELETE it."""
 
-    def _get(self, pk) -> FileUpload:
-        return get_object_or_404(FileUpload.objects.select_related("project"), pk=pk)
+    permissions = {"GET": "tasks.view", "PATCH": "tasks.import", "PUT": "tasks.import", "DELETE": "tasks.import"}
+
+    def _get(self, pk, permission: str) -> FileUpload:
+        return object_or_404(self.actor, FileUpload.objects.select_related("project"), permission=permission, pk=pk)
 
     def get(self, request, pk):
-        return Response(file_upload_payload(self._get(pk)))
+        return Response(file_upload_payload(self._get(pk, "tasks.view")))
 
     def patch(self, request, pk):
-        upload = self._get(pk)
+        upload = self._get(pk, "tasks.import")
         file = request.FILES.get("file")
         if file is None:
             raise ValidationError({"file": "Required: send the new file as multipart field 'file'."})
@@ -80,15 +91,17 @@ class FileUploadDetailApi(LabelingApi):
     put = patch
 
     def delete(self, request, pk):
-        uploads.file_upload_delete(upload=self._get(pk))
+        uploads.file_upload_delete(upload=self._get(pk, "tasks.import"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ProjectReimportApi(LabelingApi):
     """POST {"file_upload_ids": [...]}: make the tasks of uploads stored with commit_to_project=false."""
 
+    permissions = {"POST": "tasks.import"}
+
     def post(self, request, pk):
-        project = _project_or_404(pk)
+        project = _project_or_404(self.actor, pk, permission="tasks.import")
         return_task_ids = query_bool(request, "return_task_ids")
         ids = request.data.get("file_upload_ids") if hasattr(request.data, "get") else None
         outcome = uploads.file_uploads_reimport(project=project, user=request.user, file_upload_ids=ids,
@@ -96,17 +109,17 @@ class ProjectReimportApi(LabelingApi):
         return ProjectImportApi.outcome_response(outcome, return_task_ids=return_task_ids)
 
 
-class UploadedFileApi(APIView):
+class UploadedFileApi(LabelingApi):
     """GET /data/upload/<name>: a stored file (original, PDF page or thumbnail) of this organization.
 
     The routing middleware has chosen the organization and checked the caller is an active member;
-    a name that is not one of this schema's uploads is a 404, whoever asks."""
+    a name that is not one of this schema's uploads, or of a project the caller cannot see, is a 404."""
+
+    permissions = {"GET": "tasks.view"}
 
     def get(self, request, name):
         stored_name = uploads.STORAGE_PREFIX + name
-        upload = uploads.file_upload_owning(name=stored_name)
-        if upload is None:
-            raise Http404("No such uploaded file in this organization.")
+        upload = visible_or_404(self.actor, uploads.file_upload_owning(name=stored_name), permission="tasks.view")
         storage = upload.file.storage
         try:
             storage.path(stored_name)

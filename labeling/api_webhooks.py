@@ -1,20 +1,20 @@
-"""Webhooks API (Label Studio's /api/webhooks/): Owner, Administrator and Manager only, reads too
-(a webhook's headers often carry the receiver's credentials). Signing is described in
-labeling/webhooks.py; the signing secret appears once, as `secret`, in the creation response."""
+"""Webhooks API (Label Studio's /api/webhooks/): `webhooks.view` to read them, reads being
+restricted too (a webhook's headers often carry the receiver's credentials), `webhooks.change` to
+write. A project's webhooks follow the project's visibility; organization-wide ones need the
+permission in the organization. Signing is described in labeling/webhooks.py; the signing secret
+appears once, as `secret`, in the creation response."""
 
+from django.core.exceptions import ValidationError
 from django.db import connection
-from django.shortcuts import get_object_or_404
+from django.db.models import Q
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.permissions import role_required
-from labeling import webhooks
-from labeling.api import MANAGERS, LabelingApi, query_bool, query_int
-from labeling.models import Webhook
+from accounts.access import Actor, can, require
+from labeling import selectors, webhooks
+from labeling.api import LabelingApi, _project_or_404, object_or_404, query_bool, query_int
+from labeling.models import Project, Webhook
 from platform_core.routing import route
-
-ManagersOnly = role_required(MANAGERS, "Only an Owner, Administrator or Manager can see webhooks.")
 
 
 class WebhookInputSerializer(serializers.Serializer):
@@ -46,27 +46,45 @@ def webhook_payload(webhook: Webhook) -> dict:
     }
 
 
+def _webhooks_visible_to(actor: Actor, queryset):
+    in_projects = Q(project__in=selectors.projects_permitting(actor, "webhooks.view").values("pk"))
+    if can(actor, "webhooks.view"):  # organization-wide webhooks: the organization role decides
+        return queryset.filter(in_projects | Q(project__isnull=True))
+    return queryset.filter(in_projects)
+
+
 class WebhookListCreateApi(LabelingApi):
-    permission_classes = [ManagersOnly]
+    permissions = {"GET": "webhooks.view", "POST": "webhooks.change"}
 
     def get(self, request):
         project_id = query_int(request, "project")
-        return Response([webhook_payload(w) for w in webhooks.webhooks_list(project_id=project_id)])
+        found = _webhooks_visible_to(self.actor, webhooks.webhooks_list(project_id=project_id))
+        return Response([webhook_payload(w) for w in found])
 
     def post(self, request):
         serializer = WebhookInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
         project_id = fields.pop("project", None)
+        if project_id is None:
+            require(self.actor, "webhooks.change")
+        elif not Project.objects.filter(pk=project_id).exists():
+            raise ValidationError({"project": "No project with this id in this organization."})
+        else:
+            _project_or_404(self.actor, project_id, permission="webhooks.change")
         webhook, secret = webhooks.webhook_create(project_id=project_id, fields=fields)
         return Response({**webhook_payload(webhook), "secret": secret}, status=status.HTTP_201_CREATED)
 
 
 class WebhookDetailApi(LabelingApi):
-    permission_classes = [ManagersOnly]
+    permissions = {"GET": "webhooks.view", "PATCH": "webhooks.change", "PUT": "webhooks.change",
+                   "DELETE": "webhooks.change"}
+
+    def _get(self, pk, permission: str) -> Webhook:
+        return object_or_404(self.actor, Webhook.objects.select_related("project"), permission=permission, pk=pk)
 
     def get(self, request, pk):
-        return Response(webhook_payload(get_object_or_404(Webhook, pk=pk)))
+        return Response(webhook_payload(self._get(pk, "webhooks.view")))
 
     def patch(self, request, pk):
         return self._update(request, pk, partial=True)
@@ -75,7 +93,7 @@ class WebhookDetailApi(LabelingApi):
         return self._update(request, pk, partial=False)
 
     def _update(self, request, pk, *, partial: bool):
-        webhook = get_object_or_404(Webhook, pk=pk)
+        webhook = self._get(pk, "webhooks.change")
         serializer = WebhookInputSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
@@ -83,13 +101,15 @@ class WebhookDetailApi(LabelingApi):
         return Response(webhook_payload(webhooks.webhook_update(webhook=webhook, fields=fields)))
 
     def delete(self, request, pk):
-        webhooks.webhook_delete(webhook=get_object_or_404(Webhook, pk=pk))
+        webhooks.webhook_delete(webhook=self._get(pk, "webhooks.change"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookInfoApi(APIView):
+class WebhookInfoApi(LabelingApi):
     """The actions a webhook can subscribe to. `?organization-only=true|false` keeps those that are
-    (or are not) for organization-wide webhooks only."""
+    (or are not) for organization-wide webhooks only. Fixed facts, no webhook's data: any member."""
+
+    permissions = {"GET": "organizations.view"}
 
     def get(self, request):
         actions = webhooks.ACTIONS

@@ -118,9 +118,38 @@ def _of_task(model, **filters) -> QuerySet:
     return model.objects.filter(task=OuterRef("pk"), **filters)
 
 
-def _completed_at():
+@dataclass(frozen=True)
+class Seen:
+    """Whose work filters and ordering may look at: every annotation (and review), or only those of
+    `annotations_of_user` and the reviews of them, when the project hides other people's work from
+    the caller (so a filter on "annotators" or on results cannot reveal it either)."""
+
+    annotations_of_user: int | None = None
+
+    def annotations(self, **filters) -> QuerySet:
+        queryset = _of_task(Annotation, **filters)
+        if self.annotations_of_user is not None:
+            queryset = queryset.filter(completed_by_id=self.annotations_of_user)
+        return queryset
+
+    def reviews(self, **filters) -> QuerySet:
+        queryset = AnnotationReview.objects.filter(annotation__task=OuterRef("pk"), **filters)
+        if self.annotations_of_user is not None:
+            queryset = queryset.filter(annotation__completed_by_id=self.annotations_of_user)
+        return queryset
+
+    def of_task(self, model, **filters) -> QuerySet:
+        if model is Annotation:
+            return self.annotations(**filters)
+        return _of_task(model, **filters)
+
+
+EVERYONE = Seen()
+
+
+def _completed_at(seen: Seen):
     """LS's completed_at: when a labeled task got its last (non-skipped) annotation."""
-    last = _of_task(Annotation, was_cancelled=False).order_by("-created_at").values("created_at")[:1]
+    last = seen.annotations(was_cancelled=False).order_by("-created_at").values("created_at")[:1]
     return Case(When(is_labeled=True, then=Subquery(last)), default=None, output_field=DateTimeField())
 
 
@@ -129,22 +158,18 @@ def _count_of(queryset) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def _reviews_of_task(**filters) -> QuerySet:
-    return AnnotationReview.objects.filter(annotation__task=OuterRef("pk"), **filters)
-
-
-def _reviews_count(accepted: bool):
-    counted = (_reviews_of_task(accepted=accepted).order_by().values("annotation__task")
+def _reviews_count(seen: Seen, accepted: bool):
+    counted = (seen.reviews(accepted=accepted).order_by().values("annotation__task")
                .annotate(n=Count("id")).values("n")[:1])
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def _predictions_score():
+def _predictions_score(seen: Seen):
     mean = _of_task(Prediction).order_by().values("task").annotate(mean=Avg("score")).values("mean")[:1]
     return Subquery(mean, output_field=FloatField())
 
 
-def _file_upload_name():
+def _file_upload_name(seen: Seen):
     return Coalesce(NullIf(F("file_upload__original_name"), Value("")), F("file_upload__file"),
                     output_field=CharField())
 
@@ -238,14 +263,15 @@ def _invalid_regex(pattern: str) -> str | None:
 
 @dataclass(frozen=True)
 class Column:
-    """A DM column. A scalar column compares `expression()`; a set column (people, results)
-    answers `match(operator, value)` with EXISTS conditions."""
+    """A DM column. A scalar column compares `expression(seen)`; a set column (people, results)
+    answers `match(seen, operator, value)` with EXISTS conditions. `seen` says whose work they
+    may look at."""
 
     id: str
     title: str
     type: str
-    expression: Callable[[], Any] | None = None
-    match: Callable[[str, Any], Q] | None = None
+    expression: Callable[[Seen], Any] | None = None
+    match: Callable[[Seen, str, Any], Q] | None = None
     operators: tuple[str, ...] = ()
     orderable: bool = True
     integer: bool = False
@@ -255,39 +281,39 @@ class Column:
         return self.operators or OPERATORS[self.type]
 
 
-def _people_match(*, done_by: Callable[[list[int] | None], QuerySet], assignment_type: str):
-    def match(operator: str, value) -> Q:
+def _people_match(*, done_by: Callable[[Seen, list[int] | None], QuerySet], assignment_type: str):
+    def match(seen: Seen, operator: str, value) -> Q:
         if operator == "empty":
-            anyone = Q(Exists(done_by(None))) | Q(Exists(_of_task(TaskAssignment, type=assignment_type)))
+            anyone = Q(Exists(done_by(seen, None))) | Q(Exists(_of_task(TaskAssignment, type=assignment_type)))
             return ~anyone if _boolean(value) else anyone
         ids = _user_ids(value)
-        found = Q(Exists(done_by(ids))) | Q(Exists(_of_task(TaskAssignment, type=assignment_type,
-                                                            assignee_id__in=ids)))
+        found = Q(Exists(done_by(seen, ids))) | Q(Exists(_of_task(TaskAssignment, type=assignment_type,
+                                                                  assignee_id__in=ids)))
         return ~found if operator in _NEGATED else found
     return match
 
 
-def _annotated_by(ids):
-    return _of_task(Annotation, completed_by__isnull=False, **({"completed_by_id__in": ids} if ids else {}))
+def _annotated_by(seen: Seen, ids):
+    return seen.annotations(completed_by__isnull=False, **({"completed_by_id__in": ids} if ids else {}))
 
 
-def _reviewed_by(ids):
-    return _reviews_of_task(**({"created_by_id__in": ids} if ids else {}))
+def _reviewed_by(seen: Seen, ids):
+    return seen.reviews(**({"created_by_id__in": ids} if ids else {}))
 
 
 def _results_match(model):
-    def match(operator: str, value) -> Q:
+    def match(seen: Seen, operator: str, value) -> Q:
         if operator == "empty":
-            has = Q(Exists(_of_task(model).exclude(result=[])))
+            has = Q(Exists(seen.of_task(model).exclude(result=[])))
             return ~has if _boolean(value) else has
         text = _text(value)
-        as_text = _of_task(model).annotate(result_text=Cast("result", TextField()))
+        as_text = seen.of_task(model).annotate(result_text=Cast("result", TextField()))
         found = Q(Exists(as_text.filter(**{f"result_text__{_TEXT_MATCHES[operator]}": text})))
         return ~found if operator in _NEGATED else found
     return match
 
 
-def _model_versions_match(operator: str, value) -> Q:
+def _model_versions_match(seen: Seen, operator: str, value) -> Q:
     if operator == "empty":
         has = Q(Exists(_of_task(Prediction).exclude(model_version="")))
         return ~has if _boolean(value) else has
@@ -302,8 +328,8 @@ def _model_versions_match(operator: str, value) -> Q:
     return ~found if operator in _NEGATED else found
 
 
-def _field(name: str) -> Callable[[], F]:
-    return lambda: F(name)
+def _field(name: str) -> Callable[[Seen], F]:
+    return lambda seen: F(name)
 
 
 _COLUMN_LIST = [
@@ -318,7 +344,7 @@ _COLUMN_LIST = [
            match=_people_match(done_by=_annotated_by, assignment_type=TaskAssignment.Type.ANNOTATE)),
     Column("annotations_results", "Annotation results", STRING, operators=_RESULTS_OPERATORS, orderable=False,
            match=_results_match(Annotation)),
-    Column("ground_truth", "Ground truth", BOOLEAN, lambda: Exists(_of_task(Annotation, ground_truth=True))),
+    Column("ground_truth", "Ground truth", BOOLEAN, lambda seen: Exists(seen.annotations(ground_truth=True))),
     Column("predictions_score", "Prediction score", NUMBER, _predictions_score),
     Column("predictions_model_versions", "Prediction model versions", STRING, orderable=False,
            operators=_MODEL_VERSION_OPERATORS, match=_model_versions_match),
@@ -330,9 +356,9 @@ _COLUMN_LIST = [
     Column("comments", "Comments", NUMBER, _field("comment_count"), integer=True),
     Column("unresolved_comment_count", "Unresolved comments", NUMBER, _field("unresolved_comment_count"),
            integer=True),
-    Column("reviewed", "Reviewed", BOOLEAN, lambda: Exists(_reviews_of_task())),
-    Column("reviews_accepted", "Reviews accepted", NUMBER, lambda: _reviews_count(True), integer=True),
-    Column("reviews_rejected", "Reviews rejected", NUMBER, lambda: _reviews_count(False), integer=True),
+    Column("reviewed", "Reviewed", BOOLEAN, lambda seen: Exists(seen.reviews())),
+    Column("reviews_accepted", "Reviews accepted", NUMBER, lambda seen: _reviews_count(seen, True), integer=True),
+    Column("reviews_rejected", "Reviews rejected", NUMBER, lambda seen: _reviews_count(seen, False), integer=True),
     Column("reviewers", "Reviewed by", LIST, operators=_PEOPLE_OPERATORS, orderable=False,
            match=_people_match(done_by=_reviewed_by, assignment_type=TaskAssignment.Type.REVIEW)),
 ]
@@ -346,16 +372,16 @@ def _data_column(key: str, value_type: str | None) -> Column:
         raise _ItemError("a data column needs a key: data.<key>")
     title = key
     if value_type == NUMBER:
-        return Column(f"data.{key}", title, NUMBER, lambda: _data_number(key))
+        return Column(f"data.{key}", title, NUMBER, lambda seen: _data_number(key))
     if value_type == BOOLEAN:
-        return Column(f"data.{key}", title, BOOLEAN, lambda: _DataKey(key, text=False))
+        return Column(f"data.{key}", title, BOOLEAN, lambda seen: _DataKey(key, text=False))
     if value_type == DATETIME:
         # Compared as ISO text: a data value that is no date must not make the query fail.
-        return Column(f"data.{key}", title, DATETIME, lambda: _DataKey(key, text=True),
+        return Column(f"data.{key}", title, DATETIME, lambda seen: _DataKey(key, text=True),
                       coerce=lambda value: _datetime(value).isoformat())
     if value_type == LIST:
-        return Column(f"data.{key}", title, LIST, lambda: _DataKey(key, text=False))
-    return Column(f"data.{key}", title, STRING, lambda: _DataKey(key, text=True))
+        return Column(f"data.{key}", title, LIST, lambda seen: _DataKey(key, text=False))
+    return Column(f"data.{key}", title, STRING, lambda seen: _DataKey(key, text=True))
 
 
 def _column_named(name, value_type: str | None = None) -> Column:
@@ -417,7 +443,7 @@ def _needs_numeric(column: Column, value) -> bool:
     return any(isinstance(_integral_or_decimal(_number(one)), Decimal) for one in raw if one is not None)
 
 
-def _item_condition(index: int, item, regexes: list[str]) -> tuple[dict, Q]:
+def _item_condition(index: int, item, regexes: list[str], seen: Seen) -> tuple[dict, Q]:
     if not isinstance(item, dict):
         raise _ItemError("each item must be an object with filter, operator, type and value")
     value_type = item.get("type")
@@ -437,9 +463,9 @@ def _item_condition(index: int, item, regexes: list[str]) -> tuple[dict, Q]:
     if operator == "regex":
         regexes.append(_text(value))
     if column.match is not None:
-        return {}, column.match(operator, value)
+        return {}, column.match(seen, operator, value)
     alias = f"_dm_filter_{index}"
-    expression = column.expression()
+    expression = column.expression(seen)
     if operator != "empty" and _needs_numeric(column, value):
         expression = _Numeric(expression)
         column = Column(column.id, column.title, NUMBER, coerce=_number)
@@ -455,7 +481,7 @@ def _as_object(value, *, field: str):
     return value
 
 
-def compile_filters(filters) -> tuple[dict, Q]:
+def compile_filters(filters, *, seen: Seen = EVERYONE) -> tuple[dict, Q]:
     """LS's filter JSON as (aliases for the queryset, condition). 400 names every bad item."""
     filters = _as_object(filters, field="filters")
     if filters in (None, {}):
@@ -476,7 +502,7 @@ def compile_filters(filters) -> tuple[dict, Q]:
         label = item.get("filter") if isinstance(item, dict) else None
         item_regexes: list[str] = []
         try:
-            item_aliases, condition = _item_condition(index, item, item_regexes)
+            item_aliases, condition = _item_condition(index, item, item_regexes, seen)
         except _ItemError as exc:
             errors.append(f"items[{index}] ({label}): {exc}.")
             continue
@@ -500,7 +526,7 @@ def _normalized_filters(filters) -> dict | None:
 
 # --- ordering ----------------------------------------------------------------------------------
 
-def compile_ordering(ordering) -> tuple[dict, list]:
+def compile_ordering(ordering, *, seen: Seen = EVERYONE) -> tuple[dict, list]:
     """LS's ordering (["-tasks:total_annotations"], ["tasks:data.city"]) as (aliases, order_by).
     Ties are broken by id, so pages never overlap."""
     if ordering in (None, "", []):
@@ -536,7 +562,7 @@ def compile_ordering(ordering) -> tuple[dict, list]:
             if not column.orderable:
                 errors.append(f"ordering[{index}] ({name}): column {bare!r} cannot be used for ordering.")
                 continue
-            expression = column.expression()
+            expression = column.expression(seen)
         alias = f"_dm_order_{index}"
         aliases[alias] = expression
         order_by.append(F(alias).desc(nulls_last=True) if descending else F(alias).asc(nulls_last=True))
@@ -580,10 +606,13 @@ def parse_query(raw: str | None) -> dict:
 
 
 def tasks_query(*, project: Project, filters=None, ordering=None, selected_items=None,
-                only_annotated: bool = False) -> QuerySet[Task]:
-    """A project's tasks as the DM shows them: filtered, selected and ordered. No query runs here."""
-    filter_aliases, condition = compile_filters(filters)
-    order_aliases, order_by = compile_ordering(ordering)
+                only_annotated: bool = False, annotations_of_user: int | None = None) -> QuerySet[Task]:
+    """A project's tasks as the DM shows them: filtered, selected and ordered. No query runs here.
+    `annotations_of_user`: filters and ordering look only at that user's annotations (a caller
+    the project hides other people's work from; labeling.api.own_annotations_only)."""
+    seen = Seen(annotations_of_user=annotations_of_user)
+    filter_aliases, condition = compile_filters(filters, seen=seen)
+    order_aliases, order_by = compile_ordering(ordering, seen=seen)
     selection = selection_condition(selected_items)
     queryset = selectors.tasks_of(project=project, only_annotated=only_annotated)
     return queryset.alias(**filter_aliases, **order_aliases).filter(condition, selection).order_by(*order_by)
@@ -844,7 +873,7 @@ ACTIONS = {action.id: action for action in [
            _delete_tasks),
     Action("delete_tasks_annotations", "Delete Annotations", 101, "tasks.delete",
            "Every annotation and draft of the selected tasks is deleted for good.", _delete_annotations),
-    Action("delete_tasks_predictions", "Delete Predictions", 102, "predictions.any",
+    Action("delete_tasks_predictions", "Delete Predictions", 102, "predictions.change",
            "Every prediction of the selected tasks is deleted for good.", _delete_predictions),
     Action("delete_tasks_reviews", "Delete Reviews", 103, "tasks.delete",
            "Every review of the selected tasks' annotations is deleted for good.", _delete_reviews),
@@ -866,24 +895,28 @@ def action_get(action_id: str) -> Action:
     return action
 
 
-def selected_task_ids(*, project: Project, selected_items, filters=None, ordering=None) -> list[int]:
-    """The ids, in id order, of the tasks a bulk operation acts on: `selectedItems` within `filters`.
-    The selection is required: an empty body must never mean every task."""
+def selected_task_ids(*, project: Project, selected_items, filters=None, ordering=None,
+                      annotations_of_user: int | None = None) -> list[int]:
+    """The ids, in id order, of the tasks a bulk operation acts on: `selectedItems` within `filters`
+    (`annotations_of_user` as in `tasks_query`). The selection is required: an empty body must
+    never mean every task."""
     if selected_items in (None, "", {}):
         raise ValidationError({"selectedItems": 'Required: {"all": true, "excluded": []} selects every task '
                                                 'the filters keep; {"all": false, "included": [ids]} some.'})
     # `ordering` is checked like the data manager's, though bulk work always goes in id order.
-    queryset = tasks_query(project=project, filters=filters, ordering=ordering, selected_items=selected_items)
+    queryset = tasks_query(project=project, filters=filters, ordering=ordering, selected_items=selected_items,
+                           annotations_of_user=annotations_of_user)
     return list(queryset.order_by("id").values_list("id", flat=True))
 
 
 def action_run(*, action_id: str, project: Project, user, filters=None, ordering=None, selected_items=None,
-               params: dict | None = None) -> dict:
-    """Run a DM action on the selected tasks: bulk statements in one transaction."""
+               params: dict | None = None, annotations_of_user: int | None = None) -> dict:
+    """Run a DM action on the selected tasks: bulk statements in one transaction. The caller
+    checked the action's permission (`action_get(action_id).permission`)."""
     action = action_get(action_id)
     with transaction.atomic():
         task_ids = selected_task_ids(project=project, filters=filters, ordering=ordering,
-                                     selected_items=selected_items)
+                                     selected_items=selected_items, annotations_of_user=annotations_of_user)
         if not task_ids:
             return {"processed_items": 0, "detail": "No tasks selected."}
         return action.run(project=project, user=user, task_ids=task_ids, params=params or {})
@@ -914,9 +947,9 @@ def _column_payload(column: Column, *, parent: str | None = None) -> dict:
             "orderable": column.orderable, "filterable": True, "operators": list(column.allowed_operators())}
 
 
-def project_state(*, project: Project, can_manage: bool) -> dict:
+def project_state(*, project: Project, may: Callable[[str], bool]) -> dict:
     """What the DM needs to draw a project: counters, columns (task-data keys sampled in SQL),
-    filter operators, views and actions."""
+    filter operators, views, and the actions the caller `may` run (a permission key -> bool)."""
     totals = Task.objects.filter(project=project).aggregate(
         tasks=Count("id"), annotations=Sum("total_annotations"), predictions=Sum("total_predictions"))
     with connection.cursor() as cursor:
@@ -942,8 +975,9 @@ def project_state(*, project: Project, can_manage: bool) -> dict:
                     "data_key_operators": list(DATA_KEY_OPERATORS)},
         "ordering": [f"tasks:{column.id}" for column in _COLUMN_LIST if column.orderable] + ["tasks:data.<key>"],
         "views": [view_payload(view) for view in views_of(project_id=project.pk)],
-        "actions": [action.payload(project) for action in ACTIONS.values()] if can_manage else [],
-        "can_delete_tasks": can_manage, "can_manage_annotations": can_manage, "can_manage_tasks": can_manage,
+        "actions": [action.payload(project) for action in ACTIONS.values() if may(action.permission)],
+        "can_delete_tasks": may("tasks.delete"), "can_manage_annotations": may("annotations.change_any"),
+        "can_manage_tasks": may("tasks.change"),
         "source_syncing": False, "target_syncing": False,
         "config_has_control_tags": bool(project.parsed_label_config),
     }

@@ -4,15 +4,9 @@ Users are referenced with db_constraint=False (ARCHITECTURE.md, Tenancy): the us
 the public schema and users are soft-deleted, never cascaded.
 """
 
-from django.conf import settings
 from django.db import models
 
-
-def user_fk(related_name: str, **kwargs):
-    return models.ForeignKey(
-        settings.AUTH_USER_MODEL, db_constraint=False, on_delete=models.DO_NOTHING,
-        related_name=related_name, **kwargs,
-    )
+from platform_core.fields import user_fk
 
 
 class Sampling(models.TextChoices):
@@ -488,3 +482,66 @@ class ActivityLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_method} {self.request_url} ({self.response_code})"
+
+
+class ProjectMember(models.Model):
+    """A user added to a project (LS `/api/projects/{id}/members/`): Reviewers and Annotators see
+    only the projects they are members of (directly or through the project's workspace)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = user_fk("+")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="uniq_project_member")]
+        indexes = [models.Index(fields=["user"], name="project_member_user_idx")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in project {self.project_id}"
+
+
+class ProjectRole(models.Model):
+    """A per-project override of a member's organization role (LS `/api/projects/roles/`)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="roles")
+    user = user_fk("+")
+    role = models.CharField(max_length=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="uniq_project_role")]
+        indexes = [models.Index(fields=["user"], name="project_role_user_idx")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} is {self.role} in project {self.project_id}"
+
+
+class AnnotatorPause(models.Model):
+    """An annotator paused in a project: no tasks from the label stream, no new annotations,
+    until the pause is deleted (LS `/api/projects/{pk}/members/{user_pk}/pauses/`)."""
+
+    class Reason(models.TextChoices):
+        MANUAL = "MANUAL", "Manual"
+        BEHAVIOR_BASED = "BEHAVIOR_BASED", "Behavior-based"
+        ANNOTATOR_EVALUATION = "ANNOTATOR_EVALUATION", "Annotator evaluation"
+        ANNOTATION_LIMIT = "ANNOTATION_LIMIT", "Annotation limit"
+        CUSTOM_SCRIPT = "CUSTOM_SCRIPT", "Custom script"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pauses")
+    user = user_fk("+")
+    paused_by = user_fk("+", null=True, blank=True)
+    reason = models.CharField(max_length=32, choices=Reason.choices, default=Reason.MANUAL)
+    verbose_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "user"], name="annotator_pause_idx")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} paused in project {self.project_id}"

@@ -24,6 +24,7 @@ from labeling.label_config import (
     config_change_orphans,
     parse_label_config,
 )
+from labeling.members import ensure_not_paused
 from labeling.models import Annotation, AnnotationHistory, Prediction, Project, Task, TaskAssignment
 from labeling.ocr_validation import ResultError, validate_result
 
@@ -418,6 +419,7 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
                       lead_time: float | None = None, parent_prediction_id: int | None = None,
                       parent_annotation_id: int | None = None, completed_by=None) -> Annotation:
     project = task.project
+    ensure_not_paused(project_id=project.pk, user=user)
     result = _validated_result(project=project, result=result, was_cancelled=was_cancelled)
     annotation = Annotation.objects.create(
         task=task, project=project, result=result, completed_by=completed_by or user, updated_by=user,
@@ -474,6 +476,7 @@ def annotation_delete(*, annotation: Annotation) -> None:
 @transaction.atomic
 def annotations_bulk_create(*, project: Project, user, task_ids: list[int], result, was_cancelled: bool = False,
                             lead_time: float | None = None) -> list[int]:
+    ensure_not_paused(project_id=project.pk, user=user)
     result = _validated_result(project=project, result=result, was_cancelled=was_cancelled)
     existing = set(Task.objects.filter(project=project, pk__in=task_ids).values_list("pk", flat=True))
     unknown = [task_id for task_id in task_ids if task_id not in existing]
@@ -655,6 +658,7 @@ def next_task_for(*, project: Project, user) -> Task | None:
     """
     from labeling.models import TaskLock
 
+    ensure_not_paused(project_id=project.pk, user=user)
     now = timezone.now()
     held = (TaskLock.objects.filter(task__project=project, user=user, expires_at__gt=now)
             .exclude(task__annotations__completed_by=user).order_by("id").first())

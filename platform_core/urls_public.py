@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 
 from accounts import views as account_views
 from accounts.urls import public_api_urlpatterns
+from accounts.views_invites import public_page_urlpatterns as invite_pages
 from platform_core import api
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path("accounts/signup/", account_views.signup_view),
     path("organizations/new/", account_views.organization_new, name="organization-new"),
     path("accounts/", include("allauth.urls")),
+    path("", include(invite_pages)),
     path("admin/", admin.site.urls),
     path("health", api.health),
     path("api/version/", api.VersionApi.as_view()),

@@ -3,10 +3,17 @@
 from django.urls import include, path, re_path
 
 from accounts import views as account_views
+from accounts.api_audit import urlpatterns as audit_api
+from accounts.api_invites import urlpatterns as invite_api
+from accounts.api_organizations import urlpatterns as organization_api
+from accounts.api_users import urlpatterns as users_api
 from accounts.urls import api_urlpatterns as account_api
+from accounts.views_admin import page_urlpatterns as admin_pages
+from labeling.api_members import urlpatterns as project_members_api
 from labeling.api_uploads import data_urlpatterns as labeling_data
 from labeling.urls import api_urlpatterns as labeling_api
 from platform_core import api
+from workspaces.api import urlpatterns as workspaces_api
 
 urlpatterns = [
     path("", account_views.organization_home, name="organization-home"),
@@ -14,7 +21,14 @@ urlpatterns = [
     path("api/version/", api.VersionApi.as_view()),
     path("api/version", api.VersionApi.as_view()),
     path("api/", include(account_api)),
+    path("api/", include(invite_api)),
+    path("api/", include(organization_api)),
+    path("api/", include(users_api)),
+    path("api/", include(audit_api)),
+    path("api/", include(project_members_api)),
     path("api/", include(labeling_api)),
+    path("api/", include(workspaces_api)),
     path("", include(labeling_data)),
+    path("", include(admin_pages)),
     re_path(r"^(api|scim)/", api.api_not_found),
 ]

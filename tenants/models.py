@@ -10,6 +10,15 @@ class Organization(TenantMixin):
     created_at = models.DateTimeField(auto_now_add=True)
     # Soft delete: the schema is dropped by tenants.tasks.purge_deleted_organizations after a grace period.
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Label Studio's organization settings (LseOrganization / DefaultRole).
+    default_role = models.CharField(max_length=2, default="AN")
+    contact_info = models.EmailField(null=True, blank=True)
+    external_id = models.CharField(max_length=256, null=True, blank=True)
+    embed_domains = models.JSONField(null=True, blank=True)
+    embed_settings = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     # Schemas come from the warm pool or a template clone (services.py), never from TenantMixin.save().
     auto_create_schema = False

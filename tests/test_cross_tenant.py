@@ -16,6 +16,7 @@ from django.contrib.admindocs.views import extract_views_from_urlpatterns, simpl
 from django.urls import get_resolver
 
 from accounts.models import LegacyToken, Membership, OrganizationTokenSettings, PersonalAccessToken
+from accounts.tokens import hash_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,15 @@ def tenant_routes() -> list[str]:
 # Route prefix -> which of A's objects fills its first path parameter. A new route whose
 # parameter no prefix covers fails the suite: add its sample here.
 SAMPLES = [
+    ("/api/projects/roles/", "project_role_a"),
     ("/api/projects/", "project_a"),
+    ("/api/organizations/", "org_a"),
+    ("/api/workspaces/", "workspace_a"),
+    ("/api/users/", "annotator_user_a"),
+    ("/api/token/", "pat_row_a"),
+    # Pages.
+    ("/settings/workspaces/", "workspace_a"),
+    ("/projects/", "project_a"),
     ("/api/tasks/", "task_a"),
     ("/api/annotations/", "annotation_a"),
     ("/api/predictions/", "prediction_a"),
@@ -58,7 +67,18 @@ SAMPLES = [
 
 
 # Later path parameters, by name.
-NAMED_SAMPLES = {"export_pk": "export_a", "import_pk": "import_a", "task_pk": "task_a"}
+NAMED_SAMPLES = {
+    "export_pk": "export_a", "import_pk": "import_a", "task_pk": "task_a",
+    "user_pk": "annotator_user_a", "tag_pk": "member_tag_a", "pause_pk": "pause_a",
+}
+
+
+def _sample(world, attribute: str):
+    if attribute == "annotator_user_a":
+        return world.annotator_a.user
+    if attribute == "pat_row_a":
+        return PersonalAccessToken.objects.get(token_hash=hash_secret(world.owner_a.pat))
+    return getattr(world, attribute)
 
 
 def _stored_upload_name(world) -> str:
@@ -72,11 +92,13 @@ def concrete(route: str, world) -> str:
         return re.sub(r"<\w+>", _stored_upload_name(world), route)
     prefix = next((attribute for prefix, attribute in SAMPLES if route.startswith(prefix)), None)
     assert prefix, f"cross-tenant suite: add a sample of A's objects for {route} to SAMPLES"
-    route = re.sub(r"<\w+>", str(getattr(world, prefix).pk), route, count=1)
+    route = re.sub(r"<\w+>", str(_sample(world, prefix).pk), route, count=1)
 
     def named(match):
+        if match.group(1) == "permission":
+            return "projects.create"
         assert match.group(1) in NAMED_SAMPLES, f"cross-tenant suite: add <{match.group(1)}> to NAMED_SAMPLES"
-        return str(getattr(world, NAMED_SAMPLES[match.group(1)]).pk)
+        return str(_sample(world, NAMED_SAMPLES[match.group(1)]).pk)
 
     return re.sub(r"<(\w+)>", named, route)
 
@@ -84,7 +106,9 @@ def concrete(route: str, world) -> str:
 def snapshot_of_a(world) -> tuple:
     from django_tenants.utils import tenant_context
 
+    from accounts import models as accounts
     from labeling import models
+    from workspaces import models as workspaces
 
     org = world.org_a
     with tenant_context(org):
@@ -102,8 +126,26 @@ def snapshot_of_a(world) -> tuple:
             list(models.DataManagerView.objects.order_by("id").values("id", "data", "order")),
             list(models.Webhook.objects.order_by("id").values("id", "url", "headers", "is_active")),
             list(models.ExportSnapshot.objects.order_by("id").values("id", "status")),
+            list(models.ProjectMember.objects.order_by("id").values("id", "user_id", "enabled")),
+            list(models.ProjectRole.objects.order_by("id").values("id", "user_id", "role")),
+            list(models.AnnotatorPause.objects.order_by("id").values("id", "user_id", "updated_at")),
+            list(models.Project.objects.order_by("id").values("id", "workspace_id")),
+            list(workspaces.Workspace.objects.order_by("id").values("id", "title", "is_archived", "updated_at")),
+            list(workspaces.WorkspaceMembership.objects.order_by("id").values("id", "workspace_id", "user_id")),
         )
-    return labeling_rows + (
+    administration = (
+        list(accounts.OrganizationPermission.objects.filter(organization=org).values("permission", "roles")),
+        list(accounts.MemberTag.objects.filter(organization=org).order_by("id").values("id", "label")),
+        sorted(accounts.MemberTagAssignment.objects.filter(tag__organization=org).values_list(
+            "tag_id", "membership_id")),
+        list(accounts.Invite.objects.filter(organization=org).order_by("id").values(
+            "id", "email", "role", "revoked_at", "accepted_at", "token_hash")),
+        list(accounts.SessionPolicy.objects.filter(organization=org).values()),
+        accounts.AuditEvent.objects.filter(organization=org).count(),
+        list(type(org).objects.filter(pk=org.pk).values(
+            "title", "default_role", "contact_info", "external_id", "embed_domains", "deleted_at")),
+    )
+    return labeling_rows + administration + (
         sorted(Membership.objects.filter(organization=org).values_list("user_id", "role")),
         sorted(LegacyToken.objects.filter(organization=org).values_list("key_hash", "scopes")),
         sorted(PersonalAccessToken.objects.filter(organization=org).values_list("jti", "blacklisted_at")),
@@ -146,6 +188,23 @@ def test_bare_routes_with_b_credentials_stay_in_b(world, api, route):
     response = api.call("get", route, token=world.owner_b.legacy_key)
     assert b"a.test" not in response.content
     assert b"Org A" not in response.content
+    assert snapshot_of_a(world) == before
+
+
+# Names of org A's objects and people: none may appear in an answer to B.
+A_MARKERS = (b"a.test", b"Org A", b"A's ")
+
+
+@pytest.mark.parametrize("route", [route for route in guarded_routes() if "<" in route and route.startswith("/api/")])
+def test_a_ids_on_the_bare_host_with_b_credentials_stay_in_b(world, api, route):
+    """B's token on the bare host routes to B: A's ids in the path must find nothing of A."""
+    path = concrete(route, world)
+    before = snapshot_of_a(world)
+    for method in METHODS:
+        response = api.call(method, path, token=world.owner_b.legacy_key, json={})
+        assert response.status_code < 500, f"{method.upper()} {path}: {response.status_code}"
+        content = b"".join(response.streaming_content) if response.streaming else response.content
+        assert not any(marker in content for marker in A_MARKERS), f"{method.upper()} {path} leaked A: {content[:300]}"
     assert snapshot_of_a(world) == before
 
 

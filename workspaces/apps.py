@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class WorkspacesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "workspaces"
+
+    def ready(self):
+        from workspaces import access  # noqa: F401  (registers the Workspace rule of accounts.access.can)

@@ -10,6 +10,7 @@ from django_tenants.utils import tenant_context
 from accounts.models import Role
 from conftest import _member, ocr_result
 from labeling.models import Annotation, AnnotationDraft, AnnotationHistory, Prediction, Task, TaskAssignment
+from labeling.tests.project_access import add_project_members
 
 pytestmark = pytest.mark.django_db
 
@@ -20,10 +21,11 @@ def reviewer(world, as_member):
 
 
 @pytest.fixture
-def project(owner):
+def project(owner, world):
     project = owner("post", "/api/projects/", {"title": "Collaboration"}).json()
     tasks = [{"ocr": f"https://example.test/{n}.png"} for n in range(4)]
     ids = owner("post", f"/api/projects/{project['id']}/import?return_task_ids=1", tasks).json()["task_ids"]
+    add_project_members(world, project["id"], world.annotator_a, world.reviewer_a)
     return {**project, "task_ids": ids}
 
 
@@ -172,6 +174,7 @@ def test_a_comment_needs_a_target_and_text(owner, project):
 def test_assigned_tasks_go_to_their_assignee_first_and_to_no_one_else(owner, world, as_member, project):
     first, second = (_member(email=f"ann{n}@a.test", organization=world.org_a, role=Role.ANNOTATOR)
                      for n in (1, 2))
+    add_project_members(world, project["id"], first, second)
     assigned = project["task_ids"][2]
     response = owner("post", f"/api/projects/{project['id']}/tasks/{assigned}/assignees",
                      {"type": "AN", "users": [first.user.pk]})

@@ -19,6 +19,7 @@ from labeling.models import (
     Task,
     TaskAssignment,
 )
+from labeling.tests.project_access import add_project_members
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,7 @@ def dm(world):
         Task.objects.filter(pk=t["t5"]).update(file_upload=upload)
         for year, name in enumerate(t, start=2021):
             Task.objects.filter(pk=t[name]).update(created_at=datetime(year, 1, 1, tzinfo=UTC))
+    add_project_members(world, project.pk, world.annotator_a)
     return {"project": project.pk, **t}
 
 

@@ -10,7 +10,8 @@ from accounts import services as accounts
 from accounts.models import Role
 from conftest import Member, ocr_result
 from labeling import services
-from labeling.models import Project, TaskLock
+from labeling.models import Project, ProjectMember, TaskLock
+from labeling.tests.project_access import add_project_members
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ def owner(world, api):
 def test_next_reserves_a_task_and_is_idempotent_until_annotated(world, owner):
     project = owner("post", "/api/projects/", {"title": "Stream"}).json()
     owner("post", f"/api/projects/{project['id']}/import", [{"ocr": f"{n}.png"} for n in range(3)])
+    add_project_members(world, project["id"], world.annotator_a)
 
     first = owner("get", f"/api/projects/{project['id']}/next").json()
     assert owner("get", f"/api/projects/{project['id']}/next").json()["id"] == first["id"], "same task until done"
@@ -44,10 +46,12 @@ def test_next_reserves_a_task_and_is_idempotent_until_annotated(world, owner):
 def test_overlap_two_gives_a_task_to_two_annotators_but_not_three(world, owner):
     project = owner("post", "/api/projects/", {"title": "Overlap", "maximum_annotations": 2}).json()
     owner("post", f"/api/projects/{project['id']}/import", [{"ocr": "only.png"}])
+    add_project_members(world, project["id"], world.annotator_a)
     assert owner("get", f"/api/projects/{project['id']}/next").status_code == 200
     assert owner("get", f"/api/projects/{project['id']}/next", member=world.annotator_a).status_code == 200
     user = accounts.user_create(email="third@a.test", password="Third-annotator-1")
     accounts.membership_set(user=user, organization=world.org_a, role=Role.ANNOTATOR)
+    add_project_members(world, project["id"], user)
     third = Member(user=user, legacy_key=accounts.legacy_token_issue(user=user, organization=world.org_a), pat="")
     assert owner("get", f"/api/projects/{project['id']}/next", member=third).status_code == 404
 
@@ -56,6 +60,7 @@ def test_overlap_two_gives_a_task_to_two_annotators_but_not_three(world, owner):
 def test_skip_queue_requeue_for_others(world, owner):
     project = owner("post", "/api/projects/", {"title": "Skips", "skip_queue": "REQUEUE_FOR_OTHERS"}).json()
     owner("post", f"/api/projects/{project['id']}/import", [{"ocr": "a.png"}])
+    add_project_members(world, project["id"], world.annotator_a)
     task = owner("get", f"/api/projects/{project['id']}/next").json()
     owner("post", f"/api/tasks/{task['id']}/annotations/", {"result": [], "was_cancelled": True})
     assert owner("get", f"/api/projects/{project['id']}/next").status_code == 404, "not back to who skipped it"
@@ -74,6 +79,7 @@ def test_fifty_annotators_never_receive_the_same_task(world, django_db_blocker):
             user = accounts.user_create(email=f"crowd{n}@a.test", password="Crowd-annotator-1")
             accounts.membership_set(user=user, organization=world.org_a, role=Role.ANNOTATOR)
             annotators.append(user)
+        ProjectMember.objects.bulk_create([ProjectMember(project=project, user=user) for user in annotators])
 
     received: dict[int, list[int]] = {}
     errors: list[BaseException] = []

@@ -17,6 +17,7 @@ from PIL import Image
 
 from labeling.label_config import get_template
 from labeling.models import FileUpload, Task
+from labeling.tests.project_access import add_project_members
 
 pytestmark = pytest.mark.django_db
 
@@ -351,6 +352,7 @@ def _multipart(files: dict) -> bytes:
 
 
 def test_annotators_may_list_but_not_change_uploads(client, world, api, project):
+    add_project_members(world, project["id"], world.annotator_a)
     body = upload(client, world.owner_a.legacy_key, project["id"], ("a.png", png_bytes())).json()
     key = world.annotator_a.legacy_key
     assert api.call("get", f"/o/org-a/api/projects/{project['id']}/file-uploads", token=key).status_code == 200
@@ -368,6 +370,9 @@ def test_serving_is_for_members_of_the_owning_organization_only(client, world, a
     png = png_bytes()
     assert upload(client, world.owner_a.legacy_key, project["id"], ("a.png", png)).status_code == 201
     url = tasks_of(world, project["id"])[0].data["ocr"]
+    outsider, body = fetch(client, world.annotator_a.legacy_key, url)
+    assert outsider.status_code == 404 and body != png, "an annotator outside the project never gets its files"
+    add_project_members(world, project["id"], world.annotator_a)
     assert fetch(client, world.annotator_a.legacy_key, url)[1] == png
     # B's token on A's path: refused by routing, never the file.
     foreign, body = fetch(client, world.owner_b.legacy_key, url)

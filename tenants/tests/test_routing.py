@@ -73,12 +73,25 @@ def test_inactive_roles_are_refused(world, api, client, role):
     assert client.get("/o/org-a/").status_code == 403
 
 
-def test_org_page_shows_name_role_and_projects(world, client):
+def test_org_page_shows_name_role_and_the_projects_of_the_member(world, client):
     client.force_login(world.annotator_a.user)
     page = client.get("/o/org-a/").content.decode()
     assert "Org A" in page
     assert "Annotator" in page
+    assert "A&#x27;s OCR project" in page
+
+
+def test_org_page_of_an_annotator_in_no_project_says_so(world, client):
+    from django_tenants.utils import tenant_context
+
+    from labeling.models import ProjectMember
+
+    with tenant_context(world.org_a):
+        ProjectMember.objects.filter(user_id=world.annotator_a.user.pk).delete()
+    client.force_login(world.annotator_a.user)
+    page = client.get("/o/org-a/").content.decode()
     assert "No projects yet" in page
+    assert "OCR project" not in page
 
 
 def test_schema_is_reset_to_public_after_each_request(world, api):
