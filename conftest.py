@@ -317,16 +317,27 @@ def as_member(world, api):
     return factory
 
 
-@pytest.fixture
-def owner(world, as_member):
-    """API calls as org A's Owner."""
-    return as_member(world.owner_a)
+def _calls_as(name: str, role: str):
+    """The fixture `name`: API calls as org A's `world.<name>_a`, its `role`."""
+    def calls(world, as_member):
+        return as_member(getattr(world, f"{name}_a"))
+    calls.__doc__ = f"API calls as org A's {role}."
+    return pytest.fixture(calls, name=name)
 
 
-@pytest.fixture
-def annotator(world, as_member):
-    """API calls as org A's Annotator."""
-    return as_member(world.annotator_a)
+owner = _calls_as("owner", "Owner")
+admin = _calls_as("admin", "Administrator")
+manager = _calls_as("manager", "Manager")
+reviewer = _calls_as("reviewer", "Reviewer")
+annotator = _calls_as("annotator", "Annotator")
+
+
+def in_org_a(world, query):
+    """`query()` run on org A's schema (where its projects, tasks and annotations are)."""
+    from django_tenants.utils import tenant_context
+
+    with tenant_context(world.org_a):
+        return query()
 
 
 # --- real peers --------------------------------------------------------------------------------

@@ -1,15 +1,14 @@
 """The audit log API: /api/audit-log (administrative actions of the organization, newest first)."""
 
-from datetime import datetime, time
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import APIView
 
 from accounts.audit import events_of
 from accounts.models import AuditEvent
+from platform_core.params import query_datetime
 from platform_core.routing import route
 
 
@@ -20,24 +19,10 @@ class AuditPagination(PageNumberPagination):
 
 
 def query_moment(request, *names: str) -> datetime | None:
-    """An ISO-8601 date or date-time from the first of `names` given (a date means its midnight;
-    a time without zone is in the server's zone). 400 naming the parameter when unreadable."""
+    """platform_core.params.query_datetime of the first of `names` given."""
     for name in names:
-        value = (request.query_params.get(name) or "").strip()
-        if not value:
-            continue
-        moment = parse_datetime(value.replace(" ", "+")) if "T" in value else None
-        if moment is None:
-            try:
-                day = parse_date(value)
-            except ValueError:
-                day = None
-            if day is None:
-                raise ValidationError({name: f"Give an ISO-8601 date or date-time, got {value!r}."})
-            moment = datetime.combine(day, time.min)
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment)
-        return moment
+        if (moment := query_datetime(request, name)) is not None:
+            return moment
     return None
 
 

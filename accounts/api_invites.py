@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from accounts import invites
 from accounts.access import actor_of
 from accounts.models import Invite
-from labeling.api import body_ids
+from platform_core.params import body_ids
 from platform_core.routing import route
 
 # Label Studio's seat types: standard and flex keep a normal role; view-only seats do not exist here.

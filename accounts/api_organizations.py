@@ -6,22 +6,18 @@ Every `{pk}` must be the request's own organization (another id answers 404, nev
 public-schema rows read here are always those of the organization the credential is bound to.
 """
 
-from datetime import datetime
-
 from django.core.exceptions import ValidationError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from accounts import organizations as services
 from accounts import organizations_selectors as selectors
 from accounts.access import PERMISSIONS, PermissionSpec, actor_of
 from accounts.models import Membership, MemberTag, OrganizationPermission, Role
-from labeling.api import body_ids, query_bool, query_ids, query_int, truthy
+from platform_core.pagination import page_response
+from platform_core.params import body_ids, query_bool, query_datetime, query_ids, truthy
 from platform_core.routing import route
 from tenants.models import Organization
 
@@ -180,19 +176,6 @@ def _query_number(request, name: str) -> int | None:
     return int(number)
 
 
-def _query_datetime(request, name: str) -> datetime | None:
-    value = request.query_params.get(name)
-    if not value:
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise ValidationError({name: f"Must be an ISO 8601 date or date-time, got {value!r}."})
-    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
-
-
 def _query_roles(request) -> tuple[str, ...]:
     roles = tuple(part.strip() for value in request.query_params.getlist("role") for part in value.split(",")
                   if part.strip())
@@ -209,29 +192,10 @@ def member_filters(request) -> selectors.MemberFilters:
         tag_ids=tuple(query_ids(request, "tags") or ()),
         exclude_project_id=_query_number(request, "exclude_project_id"),
         exclude_workspace_id=_query_number(request, "exclude_workspace_id"),
-        last_activity_gte=_query_datetime(request, "user__last_activity__gte"),
-        last_activity_lte=_query_datetime(request, "user__last_activity__lte"),
+        last_activity_gte=query_datetime(request, "user__last_activity__gte"),
+        last_activity_lte=query_datetime(request, "user__last_activity__lte"),
         deleted_only=query_bool(request, "is_deleted"),
     )
-
-
-def _paginated(request, page: selectors.Page, *, number: int, size: int, results: list) -> Response:
-    url = request.build_absolute_uri()
-    has_next = number * size < page.count
-    previous = None
-    if number > 1:
-        previous = remove_query_param(url, "page") if number == 2 else replace_query_param(url, "page", number - 1)
-    return Response({
-        "count": page.count,
-        "next": replace_query_param(url, "page", number + 1) if has_next else None,
-        "previous": previous,
-        "results": results,
-    })
-
-
-def _page_params(request, *, default_size: int, max_size: int) -> tuple[int, int]:
-    return (query_int(request, "page", 1),
-            query_int(request, "page_size", default_size, maximum=max_size))
 
 
 def body(request) -> dict:
@@ -320,12 +284,14 @@ class MembershipListApi(OrganizationScopedApi):
         organization = self.organization(request, pk)
         memberships = selectors.memberships_of(organization=organization, filters=member_filters(request),
                                                ordering=request.query_params.get("ordering"))
-        number, size = _page_params(request, default_size=MEMBERS_PAGE_SIZE, max_size=MEMBERS_MAX_PAGE_SIZE)
-        page = selectors.page_of(memberships, page=number, page_size=size)
-        tags = selectors.tags_by_membership(membership_ids=[m.pk for m in page.rows]) if page.rows else {}
-        projects = _projects_if_asked(request, user_ids=[m.user_id for m in page.rows])
-        results = [member_payload(m, tags=tags.get(m.pk, []), projects=projects) for m in page.rows]
-        return _paginated(request, page, number=number, size=size, results=results)
+
+        def serialize(rows: list[Membership]) -> list[dict]:
+            tags = selectors.tags_by_membership(membership_ids=[m.pk for m in rows]) if rows else {}
+            projects = _projects_if_asked(request, user_ids=[m.user_id for m in rows])
+            return [member_payload(m, tags=tags.get(m.pk, []), projects=projects) for m in rows]
+
+        return page_response(request, memberships, serialize=serialize, pager=selectors.page_of,
+                             default_size=MEMBERS_PAGE_SIZE, max_size=MEMBERS_MAX_PAGE_SIZE)
 
     def patch(self, request, pk):
         """Change one member's role: {"user_id": ..., "role": ...}."""
@@ -375,10 +341,8 @@ class MemberTagListApi(OrganizationScopedApi):
         organization = self.organization(request, pk)
         tags = selectors.member_tags_of(organization=organization, search=request.query_params.get("search", ""),
                                         ordering=request.query_params.get("ordering"))
-        number, size = _page_params(request, default_size=TAGS_PAGE_SIZE, max_size=TAGS_MAX_PAGE_SIZE)
-        page = selectors.page_of(tags, page=number, page_size=size)
-        return _paginated(request, page, number=number, size=size,
-                          results=[member_tag_payload(tag) for tag in page.rows])
+        return page_response(request, tags, serialize=lambda rows: [member_tag_payload(tag) for tag in rows],
+                             pager=selectors.page_of, default_size=TAGS_PAGE_SIZE, max_size=TAGS_MAX_PAGE_SIZE)
 
     def post(self, request, pk):
         organization = self.organization(request, pk)

@@ -18,6 +18,7 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from accounts.access import Actor, overrides_of, roles_for
 from accounts.models import INACTIVE_ROLES, Membership, MemberTag, MemberTagAssignment, OrganizationPermission, Role
+from platform_core.pagination import Page
 from tenants.models import Organization
 
 # The order an organization chart reads in: Owners first, deactivated last.
@@ -60,15 +61,9 @@ def order_fields(ordering: str | None, allowed: dict[str, str], *, default: list
     return fields + [field for field in default if field.lstrip("-") not in {f.lstrip("-") for f in fields}]
 
 
-@dataclass(frozen=True)
-class Page:
-    rows: list
-    count: int
-
-
 def page_of(queryset: QuerySet, *, page: int, page_size: int) -> Page:
-    """One page and the total in one query (a window count); a page past the end is empty, so
-    the SDK's pagers stop there instead of failing."""
+    """platform_core.pagination.page_of in one query (a window count); a page past the end is
+    empty, so the SDK's pagers stop there instead of failing."""
     offset = (page - 1) * page_size
     rows = list(queryset.annotate(total_count=Window(Count("pk")))[offset:offset + page_size])
     if rows:

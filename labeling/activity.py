@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
@@ -20,10 +20,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django_tenants.utils import tenant_context
 
 from labeling.models import ActivityLog
+from platform_core.params import parse_moment
 
 logger = logging.getLogger(__name__)
 
@@ -152,21 +152,6 @@ def _search_filter(expression: str) -> Q:
     return any_of
 
 
-def _moment(value: str, *, field: str):
-    """An ISO-8601 date-time, or a date (then its midnight); and whether it was a bare date."""
-    try:
-        day = parse_date(value)  # first: parse_datetime also takes a bare date, as its midnight
-        moment = datetime.combine(day, datetime.min.time()) if day else parse_datetime(value)
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ValidationError({field: f"Give an ISO-8601 date or date-time, got {value!r}."})
-    bare_date = day is not None
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.get_current_timezone())
-    return moment, bare_date
-
-
 def activity_logs_filtered(*, user_id: int | None = None, project_id: int | None = None,
                            workspace_owner_id: int | None = None, method: str | None = None,
                            search: str | None = None, start_date: str | None = None,
@@ -185,9 +170,9 @@ def activity_logs_filtered(*, user_id: int | None = None, project_id: int | None
     if search and search.strip():
         queryset = queryset.filter(_search_filter(search))
     if start_date:
-        queryset = queryset.filter(datetime__gte=_moment(start_date, field="start_date")[0])
+        queryset = queryset.filter(datetime__gte=parse_moment(start_date, field="start_date")[0])
     if end_date:
-        moment, bare_date = _moment(end_date, field="end_date")
+        moment, bare_date = parse_moment(end_date, field="end_date")
         # A bare end date includes that whole day.
         queryset = queryset.filter(datetime__lt=moment + timedelta(days=1)) if bare_date else \
             queryset.filter(datetime__lte=moment)

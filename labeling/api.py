@@ -1,7 +1,5 @@
 """Labeling API (Label Studio compatible): projects, import, tasks, annotations, predictions, export."""
 
-import json
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
@@ -44,55 +42,8 @@ from labeling.serializers import (
     task_payload,
 )
 from platform_core.api import validation_error_response
+from platform_core.params import query_bool, query_ids, query_int, truthy
 from workspaces.services import workspace_for_project
-
-TRUE_VALUES = {"true", "1", "yes", "on"}
-
-
-def truthy(value) -> bool:
-    """A boolean as LS's clients send it, in a query string or a body: true, True, 1, "true", "1"."""
-    return str(value).strip().lower() in TRUE_VALUES
-
-
-def query_bool(request, name: str, default: bool = False) -> bool:
-    value = request.query_params.get(name)
-    return default if value is None else truthy(value)
-
-
-def query_ids(request, name: str) -> list[int] | None:
-    """`name=[1,2]` (LS), `name=1,2` or repeated `name=1&name=2`; None when absent."""
-    values = request.query_params.getlist(name)
-    if not values:
-        return None
-    ids = []
-    for value in values:
-        text = value.strip()
-        try:
-            items = json.loads(text) if text.startswith("[") else text.split(",")
-            ids.extend(int(item) for item in items if str(item).strip())
-        except (ValueError, TypeError):
-            raise ValidationError({name: f"Must be a list of integers, got {value!r}."}) from None
-    return ids
-
-
-def body_ids(value, *, field: str) -> list[int]:
-    """A list of integer ids from a JSON body (booleans are not ids)."""
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-        raise ValidationError({field: "Must be a list of integers."})
-    return value
-
-
-def query_int(request, name: str, default: int | None = None, *, minimum: int = 1, maximum: int | None = None):
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValidationError({name: f"Must be an integer, got {value!r}."}) from None
-    if number < minimum or (maximum is not None and number > maximum):
-        raise ValidationError({name: f"Must be between {minimum} and {maximum or 'any'}."})
-    return number
 
 
 def _users_by_id(ids) -> dict:

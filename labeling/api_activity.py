@@ -6,8 +6,9 @@ from rest_framework.response import Response
 
 from accounts.access import require
 from labeling.activity import activity_logs_filtered
-from labeling.api import LabelingApi, query_int
+from labeling.api import LabelingApi
 from labeling.models import ActivityLog
+from platform_core.params import query_int
 from platform_core.routing import route
 
 DEFAULT_PAGE_SIZE = 100

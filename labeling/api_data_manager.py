@@ -12,8 +12,9 @@ from rest_framework.response import Response
 
 from accounts.access import actor_of, can, require
 from labeling import data_manager, selectors
-from labeling.api import LabelingApi, _project_or_404, object_or_404, own_annotations_only, query_int
+from labeling.api import LabelingApi, _project_or_404, object_or_404, own_annotations_only
 from labeling.models import DataManagerView
+from platform_core.params import query_int
 from platform_core.routing import route
 
 

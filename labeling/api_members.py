@@ -6,7 +6,6 @@ who is not in the organization, and a pause or role that is not in the path's pr
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.utils.dateparse import parse_datetime
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,9 +13,9 @@ from rest_framework.views import APIView
 from accounts.access import actor_of, declared_permission, require
 from labeling import members
 from labeling.access import project_visible, visible_projects
-from labeling.api import query_bool, query_ids
 from labeling.models import AnnotatorPause, Project, ProjectRole
 from labeling.serializers import user_simple
+from platform_core.params import query_bool, query_datetime, query_ids
 from platform_core.routing import route
 from workspaces import selectors as workspace_selectors
 from workspaces.api import flag_from, id_from, ids_from, organization_of, paginated_users
@@ -40,16 +39,6 @@ class ProjectScopedApi(APIView):
         return project
 
 
-def _datetime_param(request, name: str):
-    value = request.query_params.get(name)
-    if not value:
-        return None
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValidationError({name: f"Must be an ISO 8601 date and time, got {value!r}."})
-    return parsed
-
-
 def _roles_param(request) -> list[str] | None:
     value = request.query_params.get("role")
     if not value:
@@ -66,8 +55,8 @@ def _member_filters(request) -> dict:
         "roles": _roles_param(request),
         "search": request.query_params.get("search"),
         "tag_ids": query_ids(request, "tags"),
-        "last_activity_gte": _datetime_param(request, "last_activity__gte"),
-        "last_activity_lte": _datetime_param(request, "last_activity__lte"),
+        "last_activity_gte": query_datetime(request, "last_activity__gte"),
+        "last_activity_lte": query_datetime(request, "last_activity__lte"),
     }
 
 
@@ -208,7 +197,7 @@ class ProjectMembersPaginatedApi(ProjectScopedApi):
                 "pause": pause_payload(pauses[user.pk], users=users) if user.pk in pauses else None,
             } for user in page}
 
-        return paginated_users(request, self, users, extra=extra)
+        return paginated_users(request, users, extra=extra)
 
 
 # --- pauses ----------------------------------------------------------------------------------------

@@ -19,13 +19,8 @@ from labeling.api import (
     _project_or_404,
     _task_or_404,
     _users_by_id,
-    body_ids,
     object_or_404,
     own_annotations_only,
-    query_bool,
-    query_ids,
-    query_int,
-    truthy,
     visible_or_404,
 )
 from labeling.models import (
@@ -44,6 +39,7 @@ from labeling.serializers import (
     history_payload,
     review_payload,
 )
+from platform_core.params import body_ids, query_bool, query_ids, query_int, truthy
 from platform_core.routing import route
 
 

@@ -9,17 +9,9 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from labeling import uploads
-from labeling.api import (
-    LabelingApi,
-    ProjectImportApi,
-    _project_or_404,
-    body_ids,
-    object_or_404,
-    query_bool,
-    query_ids,
-    visible_or_404,
-)
+from labeling.api import LabelingApi, ProjectImportApi, _project_or_404, object_or_404, visible_or_404
 from labeling.models import FileUpload
+from platform_core.params import body_ids, query_bool, query_ids
 from platform_core.routing import route
 
 

@@ -12,8 +12,9 @@ from rest_framework.response import Response
 
 from accounts.access import Actor, can, require
 from labeling import selectors, webhooks
-from labeling.api import LabelingApi, _project_or_404, object_or_404, query_bool, query_int
+from labeling.api import LabelingApi, _project_or_404, object_or_404
 from labeling.models import Project, Webhook
+from platform_core.params import query_bool, query_int
 from platform_core.routing import route
 
 

@@ -9,7 +9,7 @@ at run time (bad input is a 400 naming the filter item, found before any query r
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -39,7 +39,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, NullIf
 from django.db.models.lookups import Exact, Regex
-from django.utils.dateparse import parse_date, parse_datetime
+from django.utils import timezone
 
 from labeling import selectors, services, webhooks
 from labeling.models import (
@@ -51,6 +51,7 @@ from labeling.models import (
     Task,
     TaskAssignment,
 )
+from platform_core.params import parse_moment
 
 NUMBER, STRING, BOOLEAN, DATETIME, LIST = "Number", "String", "Boolean", "Datetime", "List"
 
@@ -203,17 +204,12 @@ def _integral_or_decimal(number: Decimal) -> int | Decimal:
 
 
 def _datetime(value) -> datetime:
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            moment = parse_datetime(text)
-            if moment is None and (day := parse_date(text)) is not None:
-                moment = datetime.combine(day, time.min)
-        except ValueError:
-            moment = None
-        if moment is not None:
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    raise _ItemError(f"value must be an ISO 8601 date and time, got {value!r}")
+    """A filter value as a date-time; one without a zone is UTC, whatever the request's zone."""
+    try:
+        with timezone.override(UTC):
+            return parse_moment(value, field="value")[0]
+    except ValidationError:
+        raise _ItemError(f"value must be an ISO 8601 date and time, got {value!r}") from None
 
 
 def _text(value) -> str:

@@ -199,6 +199,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Scriptorium <no-reply
 # The site's address in links sent by email (invitations), e.g. https://labels.example.com. Empty:
 # the address of the request that sent them.
 PUBLIC_URL = os.environ.get("PUBLIC_URL", "").rstrip("/")
+# The SDK's bulk deletes (project and workspace members) send every id as a repeated query
+# parameter: allow as many as a bulk call may name (a proxy in front needs large enough URL buffers).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = int(os.environ.get("DATA_UPLOAD_MAX_NUMBER_FIELDS", "100000"))
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
 
 # API tokens (accounts/tokens.py): PATs are JWT refresh tokens; access tokens are short-lived.

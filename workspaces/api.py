@@ -4,19 +4,18 @@ A workspace the actor may not see answers 404, as one of another organization do
 """
 
 from django.core.exceptions import ValidationError
-from django.core.paginator import Page
 from django.http import Http404
 from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.access import actor_of, declared_permission, require
 from labeling.access import project_visible, visible_projects
-from labeling.api import query_bool, query_ids, query_int, truthy
 from labeling.models import Project
 from labeling.selectors import projects_with_counts
 from labeling.serializers import project_payload
+from platform_core.pagination import page_response
+from platform_core.params import query_bool, query_ids, truthy
 from platform_core.routing import route
 from workspaces import selectors, services
 from workspaces.access import workspace_visible
@@ -74,37 +73,20 @@ def flag_from(request, name: str) -> bool | None:
     return None if value is None else truthy(value)
 
 
-class UserPagination(PageNumberPagination):
-    """LS's `page` / `page_size`. A page past the last one is empty rather than 404: the SDK's
-    pagers ask for pages until one comes back empty."""
-
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-    def paginate_queryset(self, queryset, request, view=None):
-        self.request = request
-        number = query_int(request, "page", 1)
-        size = query_int(request, "page_size", self.page_size, maximum=self.max_page_size)
-        paginator = self.django_paginator_class(queryset, size)
-        self.page = Page([], number, paginator) if number > paginator.num_pages else paginator.page(number)
-        return list(self.page)
-
-    def get_previous_link(self):
-        if self.page.number > self.page.paginator.num_pages:
-            return None
-        return super().get_previous_link()
+USERS_PAGE_SIZE, USERS_MAX_PAGE_SIZE = 100, 1000
 
 
-def paginated_users(request, view, users, *, extra=None) -> Response:
+def paginated_users(request, users, *, extra=None) -> Response:
     """One page of users as LseUser; `extra(users_on_page) -> {user_id: {...}}` adds fields."""
-    paginator = UserPagination()
-    page = paginator.paginate_queryset(users, request, view=view)
-    additions = extra(page) if extra else {}
     organization = organization_of(request)
-    return paginator.get_paginated_response([
-        organization_user_payload(user, organization=organization, extra=additions.get(user.pk)) for user in page
-    ])
+
+    def serialize(page: list) -> list[dict]:
+        additions = extra(page) if extra else {}
+        return [organization_user_payload(user, organization=organization, extra=additions.get(user.pk))
+                for user in page]
+
+    return page_response(request, users, serialize=serialize, default_size=USERS_PAGE_SIZE,
+                         max_size=USERS_MAX_PAGE_SIZE)
 
 
 # --- workspaces ------------------------------------------------------------------------------------
@@ -266,7 +248,7 @@ class WorkspaceMembershipsPaginatedApi(WorkspaceApi):
         if (ids := query_ids(request, "ids")) is not None:
             users = users.filter(pk__in=ids)
         users = selectors.users_matching(users, request.query_params.get("search"))
-        return paginated_users(request, self, users)
+        return paginated_users(request, users)
 
 
 # --- projects --------------------------------------------------------------------------------------

@@ -5,19 +5,13 @@ import csv
 import io
 
 import pytest
-from django_tenants.utils import tenant_context
 
 from accounts.models import Role
-from conftest import _member, ocr_result
+from conftest import _member, in_org_a, ocr_result
 from labeling.models import Annotation, AnnotationDraft, AnnotationHistory, Prediction, Task, TaskAssignment
 from labeling.tests.project_access import add_project_members
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def reviewer(world, as_member):
-    return as_member(_member(email="reviewer@a.test", organization=world.org_a, role=Role.REVIEWER))
 
 
 @pytest.fixture
@@ -27,11 +21,6 @@ def project(owner, world):
     ids = owner("post", f"/api/projects/{project['id']}/import?return_task_ids=1", tasks).json()["task_ids"]
     add_project_members(world, project["id"], world.annotator_a, world.reviewer_a)
     return {**project, "task_ids": ids}
-
-
-def _in_a(world, query):
-    with tenant_context(world.org_a):
-        return query()
 
 
 # --- drafts ----------------------------------------------------------------------------------------
@@ -48,7 +37,7 @@ def test_a_draft_is_private_shown_with_the_task_and_replaced_by_the_submit(owner
     assert owner("get", f"/api/drafts/{draft.json()['id']}").status_code == 404
 
     assert annotator("post", f"/api/tasks/{task_id}/annotations", {"result": ocr_result()}).status_code == 201
-    assert not _in_a(world, lambda: AnnotationDraft.objects.filter(task_id=task_id).exists())
+    assert not in_org_a(world, lambda: AnnotationDraft.objects.filter(task_id=task_id).exists())
 
 
 def test_a_draft_must_be_a_list_of_results(annotator, project, world):
@@ -56,7 +45,7 @@ def test_a_draft_must_be_a_list_of_results(annotator, project, world):
     response = annotator("post", f"/api/tasks/{task_id}/drafts", {"result": "oops"})
     assert response.status_code == 400 and "result" in response.json()["validation_errors"]
     assert annotator("post", f"/api/tasks/{task_id}/drafts", {"lead_time": 1}).status_code == 400
-    assert not _in_a(world, lambda: AnnotationDraft.objects.filter(task_id=task_id).exists())
+    assert not in_org_a(world, lambda: AnnotationDraft.objects.filter(task_id=task_id).exists())
 
 
 def test_draft_update_and_delete_by_its_author(annotator, project):
@@ -97,7 +86,7 @@ def test_a_reviewer_fixing_the_result_replaces_it(annotator, reviewer, project, 
     assert review.status_code == 201
     body = review.json()
     assert body["accepted"] is True and body["fixed_annotation_history"] is not None
-    stored = _in_a(world, lambda: Annotation.objects.get(pk=annotation["id"]))
+    stored = in_org_a(world, lambda: Annotation.objects.get(pk=annotation["id"]))
     assert stored.result[2]["value"]["text"] == ["the"] and stored.last_action == "fixed_and_accepted"
     listed = reviewer("get", f"/api/annotation-reviews/?annotation={annotation['id']}").json()
     assert [r["id"] for r in listed] == [body["id"]]
@@ -112,9 +101,9 @@ def test_an_invalid_fix_is_400_and_changes_nothing(annotator, reviewer, project,
                                                              "result": bad})
     assert response.status_code == 400
     assert "ghost" in str(response.json())
-    stored = _in_a(world, lambda: Annotation.objects.get(pk=annotation["id"]))
+    stored = in_org_a(world, lambda: Annotation.objects.get(pk=annotation["id"]))
     assert stored.result[2]["value"]["text"] == ["ok"]
-    assert not _in_a(world, lambda: stored.reviews.exists())
+    assert not in_org_a(world, lambda: stored.reviews.exists())
 
 
 def test_reviews_need_a_reviewer_role_and_a_verdict(annotator, reviewer, project):
@@ -201,7 +190,7 @@ def test_bulk_assignment_with_selected_items(owner, world, project):
     assert again.json()["assignments"] == 0  # already assigned
     task = project["task_ids"][1]
     owner("delete", f"/api/projects/{project['id']}/tasks/{task}/assignees?type=RE")
-    assert _in_a(world, lambda: TaskAssignment.objects.filter(task__project_id=project["id"]).count()) == 2
+    assert in_org_a(world, lambda: TaskAssignment.objects.filter(task__project_id=project["id"]).count()) == 2
 
 
 def test_assignments_are_for_active_members_and_managers(owner, annotator, world, project):
@@ -214,7 +203,7 @@ def test_assignments_are_for_active_members_and_managers(owner, annotator, world
     assert bad_type.status_code == 400 and "type" in bad_type.json()["validation_errors"]
     assert annotator("post", f"/api/projects/{project['id']}/tasks/{task}/assignees",
                      {"type": "AN", "users": [world.annotator_a.user.pk]}).status_code == 403
-    assert not _in_a(world, lambda: TaskAssignment.objects.filter(task_id=task).exists())
+    assert not in_org_a(world, lambda: TaskAssignment.objects.filter(task_id=task).exists())
 
 
 # --- bulk annotations, predictions -----------------------------------------------------------------
@@ -226,18 +215,18 @@ def test_bulk_annotations_create_and_delete(owner, project, world):
     assert created.status_code == 201, created.content
     ids = [row["id"] for row in created.json()]
     assert len(ids) == 3
-    labeled = _in_a(world, lambda: Task.objects.filter(project_id=project["id"], is_labeled=True).count())
+    labeled = in_org_a(world, lambda: Task.objects.filter(project_id=project["id"], is_labeled=True).count())
     assert labeled == 3
     deleted = owner("post", "/api/annotations/bulk-delete/", {"project": project["id"], "ids": ids[:2]})
     assert deleted.json() == {"deleted_count": 2}
-    assert _in_a(world, lambda: Task.objects.filter(project_id=project["id"], is_labeled=True).count()) == 1
+    assert in_org_a(world, lambda: Task.objects.filter(project_id=project["id"], is_labeled=True).count()) == 1
 
 
 def test_bulk_annotation_with_an_invalid_result_creates_nothing(owner, project, world):
     bad = ocr_result(x=99)
     response = owner("post", "/api/annotations/bulk/", {"tasks": project["task_ids"], "result": bad})
     assert response.status_code == 400 and "result" in response.json()["validation_errors"]
-    assert not _in_a(world, lambda: Annotation.objects.filter(project_id=project["id"]).exists())
+    assert not in_org_a(world, lambda: Annotation.objects.filter(project_id=project["id"]).exists())
 
 
 def test_predictions_import_and_model_versions(owner, project, world):
@@ -260,7 +249,7 @@ def test_a_bad_prediction_rejects_the_whole_import(owner, project, world):
     assert response.status_code == 400
     errors = response.json()["validation_errors"]
     assert "predictions[2].result" in errors
-    assert not _in_a(world, lambda: Prediction.objects.filter(project_id=project["id"]).exists())
+    assert not in_org_a(world, lambda: Prediction.objects.filter(project_id=project["id"]).exists())
     unknown_task = owner("post", f"/api/projects/{project['id']}/import/predictions",
                          [{"task": 999999, "result": ocr_result("p")}])
     assert "task" in unknown_task.json()["validation_errors"]
@@ -269,9 +258,9 @@ def test_a_bad_prediction_rejects_the_whole_import(owner, project, world):
 def test_history_survives_in_the_project_until_the_project_goes(owner, project, world):
     task_id = project["task_ids"][0]
     owner("post", f"/api/tasks/{task_id}/annotations", {"result": ocr_result()})
-    assert _in_a(world, lambda: AnnotationHistory.objects.filter(project_id=project["id"]).count()) == 1
+    assert in_org_a(world, lambda: AnnotationHistory.objects.filter(project_id=project["id"]).count()) == 1
     assert owner("delete", f"/api/projects/{project['id']}").status_code == 204
-    assert not _in_a(world, lambda: AnnotationHistory.objects.filter(project_id=project["id"]).exists())
+    assert not in_org_a(world, lambda: AnnotationHistory.objects.filter(project_id=project["id"]).exists())
 
 
 def test_bulk_assignment_follows_data_manager_filters(owner, world, project):
@@ -281,7 +270,7 @@ def test_bulk_assignment_follows_data_manager_filters(owner, world, project):
                      {"type": "AN", "users": [world.annotator_a.user.pk], "filters": filters,
                       "selectedItems": {"all": True, "excluded": []}})
     assert response.status_code == 201 and response.json()["assignments"] == 2
-    assigned = _in_a(world, lambda: sorted(TaskAssignment.objects.filter(
+    assigned = in_org_a(world, lambda: sorted(TaskAssignment.objects.filter(
         task__project_id=project["id"]).values_list("task_id", flat=True)))
     assert assigned == project["task_ids"][2:]
     bad = owner("post", f"/api/projects/{project['id']}/tasks/assignees",

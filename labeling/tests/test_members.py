@@ -9,32 +9,12 @@ from django_tenants.utils import tenant_context
 
 from accounts.access import denial_message
 from accounts.models import AuditEvent, Membership, MemberTag, MemberTagAssignment
-from conftest import ocr_result
+from conftest import in_org_a, ocr_result
 from labeling import members, services
 from labeling.models import Annotation, AnnotatorPause, Project, ProjectMember, ProjectRole, Task, TaskLock
 from workspaces.models import Workspace, WorkspaceMembership
 
 pytestmark = pytest.mark.django_db
-
-
-def _in_a(world, query):
-    with tenant_context(world.org_a):
-        return query()
-
-
-@pytest.fixture
-def admin(world, as_member):
-    return as_member(world.admin_a)
-
-
-@pytest.fixture
-def manager(world, as_member):
-    return as_member(world.manager_a)
-
-
-@pytest.fixture
-def reviewer(world, as_member):
-    return as_member(world.reviewer_a)
 
 
 @pytest.fixture
@@ -45,7 +25,7 @@ def project(world) -> Project:
         services.tasks_import(project=project, user=world.owner_a.user,
                               tasks=[{"data": {"ocr": f"https://example.test/p/{n}.png"}} for n in range(3)])
         return project
-    return _in_a(world, make)
+    return in_org_a(world, make)
 
 
 def _emails(response) -> set[str]:
@@ -55,7 +35,7 @@ def _emails(response) -> set[str]:
 
 
 def _member_ids(world, project) -> set[int]:
-    return _in_a(world, lambda: set(ProjectMember.objects.filter(project=project).values_list("user_id", flat=True)))
+    return in_org_a(world, lambda: set(ProjectMember.objects.filter(project=project).values_list("user_id", flat=True)))
 
 
 # --- members ---------------------------------------------------------------------------------------
@@ -139,8 +119,8 @@ def test_bulk_roles_need_projects_roles_and_are_audited_once(owner, manager, pro
     done = owner("post", path, {"all": False, "included": [], "roles": [
         *roles, {"user_id": world.reviewer_a.user.pk, "role": "MA"}]})
     assert done.status_code == 200 and done.json()["assignments"] == 2
-    assert _in_a(world, lambda: dict(ProjectRole.objects.filter(project=project).values_list("user_id", "role"))) == {
-        world.annotator_a.user.pk: "RE", world.reviewer_a.user.pk: "MA"}
+    stored = in_org_a(world, lambda: dict(ProjectRole.objects.filter(project=project).values_list("user_id", "role")))
+    assert stored == {world.annotator_a.user.pk: "RE", world.reviewer_a.user.pk: "MA"}
     events = AuditEvent.objects.filter(organization=world.org_a, action="project.role_changed")
     assert events.count() == 1
     assert events.get().details["roles"] == {str(world.annotator_a.user.pk): [None, "RE"],
@@ -174,7 +154,7 @@ def test_paginated_members_explicit_and_implicit(owner, annotator, project, worl
         ProjectRole.objects.create(project=project, user=world.manager_a.user, role="AN")
         AnnotatorPause.objects.create(project=project, user=world.annotator_a.user, paused_by=world.owner_a.user,
                                       verbose_reason="Checking")
-    _in_a(world, arrange)
+    in_org_a(world, arrange)
     tag = MemberTag.objects.create(organization=world.org_a, label="Latin")
     MemberTagAssignment.objects.create(tag=tag, membership=Membership.objects.get(
         user=world.annotator_a.user, organization=world.org_a))
@@ -225,7 +205,7 @@ def test_pause_stops_the_label_stream_and_submits_until_deleted(owner, annotator
                                                                  world):
     task = annotator("get", f"/api/projects/{project.pk}/next")
     assert task.status_code == 200, task.content
-    assert _in_a(world, lambda: TaskLock.objects.filter(user=working_annotator).count()) == 1
+    assert in_org_a(world, lambda: TaskLock.objects.filter(user=working_annotator).count()) == 1
     base = f"/api/projects/{project.pk}/members/{working_annotator.pk}/pauses/"
     made = owner("post", base, {"reason": "MANUAL", "verbose_reason": "Too many typos"})
     assert made.status_code == 201, made.content
@@ -233,13 +213,13 @@ def test_pause_stops_the_label_stream_and_submits_until_deleted(owner, annotator
     assert pause["user"] == working_annotator.pk and pause["project"] == project.pk
     assert pause["paused_by"]["email"] == "owner@a.test" and pause["deleted_at"] is None
     # The task the stream had reserved for them goes back to the others.
-    assert _in_a(world, lambda: TaskLock.objects.filter(user=working_annotator).count()) == 0
+    assert in_org_a(world, lambda: TaskLock.objects.filter(user=working_annotator).count()) == 0
 
     paused = annotator("get", f"/api/projects/{project.pk}/next")
     assert paused.status_code == 409 and "Too many typos" in paused.json()["detail"]
     submit = annotator("post", f"/api/tasks/{task.json()['id']}/annotations", {"result": ocr_result()})
     assert submit.status_code == 409 and "paused" in submit.json()["detail"]
-    assert not _in_a(world, lambda: Annotation.objects.filter(completed_by=working_annotator).exists())
+    assert not in_org_a(world, lambda: Annotation.objects.filter(completed_by=working_annotator).exists())
     # Elsewhere they work as before.
     other = world.project_a
     assert annotator("get", f"/api/projects/{other.pk}/next").status_code in (200, 404)
@@ -352,7 +332,7 @@ def test_role_overrides_refuse_bad_input(owner, project, world):
     for body, field in cases:
         response = owner("post", path, body)
         assert response.status_code == 400 and field in response.json()["validation_errors"], body
-    assert not _in_a(world, lambda: ProjectRole.objects.filter(project=project).exists())
+    assert not in_org_a(world, lambda: ProjectRole.objects.filter(project=project).exists())
     assert owner("get", "/api/projects/roles/?ordering=secret").status_code == 400
     assert not AuditEvent.objects.filter(organization=world.org_a, action="project.role_changed").exists()
 
@@ -370,7 +350,7 @@ def test_roles_need_projects_roles_and_never_exceed_the_granter(admin, manager, 
     for body in ({"user": world.annotator_a.user.pk, "role": "OW"}, {"user": owner_id, "role": "AN"}):
         response = admin("post", "/api/projects/roles/", {"project": project.pk, **body})
         assert response.status_code == 403, body
-    assert _in_a(world, lambda: dict(ProjectRole.objects.filter(project=project).values_list("user_id", "role"))) \
+    assert in_org_a(world, lambda: dict(ProjectRole.objects.filter(project=project).values_list("user_id", "role"))) \
         == {world.annotator_a.user.pk: "AD"}
 
 

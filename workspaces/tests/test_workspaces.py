@@ -10,28 +10,13 @@ from django_tenants.utils import tenant_context
 from accounts import services as account_services
 from accounts.access import denial_message
 from accounts.models import Role
-from conftest import PASSWORD
+from conftest import PASSWORD, in_org_a
 from labeling import services as labeling_services
 from labeling.models import Project
 from workspaces import services
 from workspaces.models import Workspace, WorkspaceMembership
 
 pytestmark = pytest.mark.django_db
-
-
-def _in_a(world, query):
-    with tenant_context(world.org_a):
-        return query()
-
-
-@pytest.fixture
-def admin(world, as_member):
-    return as_member(world.admin_a)
-
-
-@pytest.fixture
-def manager(world, as_member):
-    return as_member(world.manager_a)
 
 
 @pytest.fixture
@@ -48,7 +33,7 @@ def _project_in(world, workspace_id, title="Hidden letters") -> Project:
         project = labeling_services.project_create(user=world.owner_a.user, fields={"title": title})
         Project.objects.filter(pk=project.pk).update(workspace_id=workspace_id)
         return project
-    return _in_a(world, make)
+    return in_org_a(world, make)
 
 
 def _ids(response) -> list[int]:
@@ -65,7 +50,7 @@ def test_create_get_update_archive_and_delete(owner, workspace, world):
     assert workspace["created_by"] == world.owner_a.user.pk
     assert workspace["membership"] == {"user": world.owner_a.user.pk, "workspace": workspace["id"]}
     assert workspace["projects_count"] == 0 and workspace["is_personal"] is False
-    assert _in_a(world, lambda: WorkspaceMembership.objects.filter(
+    assert in_org_a(world, lambda: WorkspaceMembership.objects.filter(
         workspace_id=workspace["id"], user=world.owner_a.user).exists())
 
     path = f"/api/workspaces/{workspace['id']}/"
@@ -80,7 +65,7 @@ def test_create_get_update_archive_and_delete(owner, workspace, world):
 
     assert owner("delete", path).status_code == 204
     assert owner("get", path).status_code == 404
-    assert not _in_a(world, lambda: WorkspaceMembership.objects.filter(workspace_id=workspace["id"]).exists())
+    assert not in_org_a(world, lambda: WorkspaceMembership.objects.filter(workspace_id=workspace["id"]).exists())
 
 
 def test_projects_count_and_ordering(owner, workspace, world):
@@ -103,11 +88,11 @@ def test_projects_count_and_ordering(owner, workspace, world):
     ({"title": "Ok", "is_archived": "perhaps"}, "is_archived"),
 ])
 def test_create_refuses_bad_input(owner, world, body, field):
-    before = _in_a(world, Workspace.objects.count)
+    before = in_org_a(world, Workspace.objects.count)
     response = owner("post", "/api/workspaces/", body)
     assert response.status_code == 400, response.content
     assert field in response.json()["validation_errors"]
-    assert _in_a(world, Workspace.objects.count) == before
+    assert in_org_a(world, Workspace.objects.count) == before
 
 
 def test_a_workspace_cannot_become_personal(owner, workspace):
@@ -124,9 +109,9 @@ def test_deleting_a_workspace_with_projects_is_refused_until_they_are_moved_out(
     assert owner("get", path).status_code == 200
 
     assert owner("delete", f"/api/workspaces/{workspace['id']}/projects/?project={project.pk}").status_code == 204
-    assert _in_a(world, lambda: Project.objects.get(pk=project.pk).workspace_id) is None
+    assert in_org_a(world, lambda: Project.objects.get(pk=project.pk).workspace_id) is None
     assert owner("delete", path).status_code == 204
-    assert _in_a(world, lambda: Project.objects.filter(pk=project.pk).exists())
+    assert in_org_a(world, lambda: Project.objects.filter(pk=project.pk).exists())
 
 
 def test_matrix_refusals(annotator, manager, workspace):
@@ -186,8 +171,8 @@ def test_a_manager_outside_the_workspace_does_not_see_its_projects_an_admin_does
 
 def test_personal_workspace_is_made_once_and_seen_only_by_its_owner_and_admins(owner, manager, annotator,
                                                                                   world):
-    personal = _in_a(world, lambda: services.personal_workspace_for(world.annotator_a.user))
-    assert _in_a(world, lambda: services.personal_workspace_for(world.annotator_a.user)).pk == personal.pk
+    personal = in_org_a(world, lambda: services.personal_workspace_for(world.annotator_a.user))
+    assert in_org_a(world, lambda: services.personal_workspace_for(world.annotator_a.user)).pk == personal.pk
     assert personal.is_personal and personal.created_by_id == world.annotator_a.user.pk
 
     mine = annotator("get", "/api/workspaces/?is_personal=true").json()
@@ -209,12 +194,12 @@ def test_personal_workspace_has_no_other_members_and_is_one_per_user(owner, worl
         Project.objects.filter(workspace_id__in=mine.values("pk")).update(workspace_id=None)
         mine.delete()
 
-    _in_a(world, forget_personal_workspace)
+    in_org_a(world, forget_personal_workspace)
     made = owner("post", "/api/workspaces/", {"title": "Mine", "is_personal": True})
     assert made.status_code == 201 and made.json()["is_personal"] is True
     again = owner("post", "/api/workspaces/", {"title": "Another", "is_personal": True})
     assert again.status_code == 400 and "is_personal" in again.json()["validation_errors"]
-    assert _in_a(world, lambda: services.personal_workspace_for(world.owner_a.user)).pk == made.json()["id"]
+    assert in_org_a(world, lambda: services.personal_workspace_for(world.owner_a.user)).pk == made.json()["id"]
     added = owner("post", f"/api/workspaces/{made.json()['id']}/memberships/", {"user": world.annotator_a.user.pk})
     assert added.status_code == 400 and "user" in added.json()["validation_errors"]
 
@@ -267,7 +252,7 @@ def test_memberships_refuse_users_outside_the_organization(owner, workspace, wor
         response = owner("post", path, body)
         assert response.status_code == 400, (body, response.content)
         assert field in response.json()["validation_errors"], body
-    assert _in_a(world, lambda: WorkspaceMembership.objects.filter(workspace_id=workspace["id"]).count()) == 1
+    assert in_org_a(world, lambda: WorkspaceMembership.objects.filter(workspace_id=workspace["id"]).count()) == 1
 
 
 def test_bulk_add_and_remove(owner, workspace, world):
@@ -280,7 +265,7 @@ def test_bulk_add_and_remove(owner, workspace, world):
     assert removed.status_code == 200 and removed.json() == {"unassignments": 2}
 
     everyone = owner("post", path, {"all": True, "excluded": [world.manager_a.user.pk]}).json()["assignments"]
-    members = _in_a(world, lambda: set(WorkspaceMembership.objects.filter(workspace_id=workspace["id"])
+    members = in_org_a(world, lambda: set(WorkspaceMembership.objects.filter(workspace_id=workspace["id"])
                                        .values_list("user_id", flat=True)))
     assert world.manager_a.user.pk not in members and set(ids) <= members
     assert everyone == len(members) - 1  # the Owner was a member already
@@ -295,7 +280,7 @@ def test_bulk_refuses_users_outside_the_organization_and_changes_nothing(owner, 
     assert response.status_code == 400
     message = str(response.json()["validation_errors"]["included"])
     assert all(str(user_id) in message for user_id in bad)
-    assert _in_a(world, lambda: WorkspaceMembership.objects.filter(workspace_id=workspace["id"]).count()) == 1
+    assert in_org_a(world, lambda: WorkspaceMembership.objects.filter(workspace_id=workspace["id"]).count()) == 1
     for body in ({"all": False}, {"all": False, "included": "1,2"}, {"all": False, "included": ["x"]}):
         response = owner("post", path, body)
         assert response.status_code == 400 and "included" in response.json()["validation_errors"], body
@@ -346,7 +331,7 @@ def test_projects_move_in_and_out(owner, annotator, workspace, world):
     project = world.project_a
     moved = owner("post", base, {"project": project.pk})
     assert moved.status_code == 201, moved.content
-    assert _in_a(world, lambda: Project.objects.get(pk=project.pk).workspace_id) == workspace["id"]
+    assert in_org_a(world, lambda: Project.objects.get(pk=project.pk).workspace_id) == workspace["id"]
     listed = owner("get", base).json()
     assert [row["id"] for row in listed] == [project.pk] and listed[0]["workspace"] == workspace["id"]
     assert owner("get", f"/api/workspaces/{workspace['id']}/").json()["projects_count"] == 1
@@ -357,7 +342,7 @@ def test_projects_move_in_and_out(owner, annotator, workspace, world):
         response = owner("post", base, body)
         assert response.status_code == 400 and "project" in response.json()["validation_errors"], body
     assert owner("delete", base, {"project": project.pk}).status_code == 204
-    assert _in_a(world, lambda: Project.objects.get(pk=project.pk).workspace_id) is None
+    assert in_org_a(world, lambda: Project.objects.get(pk=project.pk).workspace_id) is None
 
 
 def test_moving_projects_needs_workspace_change_and_project_change(annotator, manager, owner, workspace, world):
@@ -369,7 +354,7 @@ def test_moving_projects_needs_workspace_change_and_project_change(annotator, ma
     hidden = _project_in(world, world.workspace_a.pk)
     response = manager("post", f"/api/workspaces/{own['id']}/projects/", {"project": hidden.pk})
     assert response.status_code == 400 and "project" in response.json()["validation_errors"]
-    assert _in_a(world, lambda: Project.objects.get(pk=hidden.pk).workspace_id) == world.workspace_a.pk
+    assert in_org_a(world, lambda: Project.objects.get(pk=hidden.pk).workspace_id) == world.workspace_a.pk
 
 
 # --- organization B --------------------------------------------------------------------------------
