@@ -115,7 +115,10 @@ def token_settings_of(*, organization: Organization) -> OrganizationTokenSetting
 def membership_get(*, user: User, organization: Organization) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return Membership.objects.filter(user=user, organization=organization).first()
+    membership = Membership.objects.filter(user=user, organization=organization).first()
+    if membership is not None:
+        membership.user = user  # already loaded: spare every later `membership.user` a query
+    return membership
 
 
 def memberships_of_user(*, user: User):

@@ -179,11 +179,11 @@ class ProjectMembersPaginatedApi(ProjectScopedApi):
             with_deleted=query_bool(request, "with_deleted"), ordering=request.query_params.get("ordering"),
             **_member_filters(request),
         )
-        explicit = members.explicit_member_ids(project=project)
         overrides = members.role_overrides(project=project)
 
         def extra(page):
             user_ids = [user.pk for user in page]
+            explicit = members.explicit_member_ids(project=project, among=user_ids)
             tags = workspace_selectors.tags_of_users(organization_id=organization_id, user_ids=user_ids)
             pauses = members.pauses_by_user(project=project, user_ids=user_ids)
             users = {pause.paused_by_id: None for pause in pauses.values()}

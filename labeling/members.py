@@ -83,8 +83,12 @@ def _check_roles(roles) -> None:
 
 # --- members: selectors ----------------------------------------------------------------------------
 
-def explicit_member_ids(*, project: Project) -> set[int]:
-    return set(ProjectMember.objects.filter(project=project, enabled=True).values_list("user_id", flat=True))
+def explicit_member_ids(*, project: Project, among: list[int] | None = None) -> set[int]:
+    """The project's enabled members (only those `among` the given users, when given)."""
+    members = ProjectMember.objects.filter(project=project, enabled=True)
+    if among is not None:
+        members = members.filter(user_id__in=among)
+    return set(members.values_list("user_id", flat=True))
 
 
 def role_overrides(*, project: Project) -> dict[int, str]:
@@ -113,17 +117,17 @@ def project_members(*, project: Project, organization_id: int, implicit: bool | 
     """Everyone who works in the project, annotated with `effective_role`: explicit members and
     implicit ones (through the project's workspace, a role override, or an organization role that
     sees every project). `implicit` True keeps only implicit members, False only explicit ones."""
-    explicit = explicit_member_ids(project=project)
+    # Subqueries, not id lists: the cost of a page must not grow with the number of members.
+    explicit = ProjectMember.objects.filter(project=project, enabled=True).values("user_id")
     overrides = role_overrides(project=project)
-    through = set(explicit) | set(overrides)
+    through = Q(pk__in=explicit) | Q(pk__in=list(overrides))
     if project.created_by_id:
-        through.add(project.created_by_id)
+        through |= Q(pk=project.created_by_id)
     if project.workspace_id is not None:
-        through |= set(WorkspaceMembership.objects.filter(workspace_id=project.workspace_id)
-                       .values_list("user_id", flat=True))
+        through |= Q(pk__in=WorkspaceMembership.objects.filter(workspace_id=project.workspace_id).values("user_id"))
     sees_all = roles_for("projects.view_all", overrides_of(organization_id))
     users = workspace_selectors.organization_users(organization_id=organization_id, with_deleted=with_deleted)
-    users = users.filter(org_role__in=ACTIVE_ROLES).filter(Q(pk__in=through) | Q(org_role__in=sees_all))
+    users = users.filter(org_role__in=ACTIVE_ROLES).filter(through | Q(org_role__in=sees_all))
     users = users.annotate(effective_role=_effective_role(overrides))
     if implicit is True:
         users = users.exclude(pk__in=explicit)
