@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EMBED := $(PY) -m platform_core.embedded --
 
-.PHONY: run test install lint chromium bench clean
+.PHONY: run test install lint chromium xmlsec1 bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ chromium:
 run: install
 	$(PY) -m platform_core.devserver
 
-test: install chromium
+# pysaml2 (the test suite's identity provider) signs with Debian's xmlsec1 binary.
+xmlsec1:
+	@command -v xmlsec1 >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null; \
+	  else echo "xmlsec1 is missing: sudo apt-get install xmlsec1"; exit 1; fi; }
+
+test: install chromium xmlsec1
 	$(EMBED) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
