@@ -227,22 +227,14 @@ def _drop_test_databases_of_dead_runs(name: str) -> None:
     """Test databases left by runs that were killed before their teardown."""
     from django.db import connection
 
+    from platform_core.embedded import process_alive
+
     with connection._nodb_cursor() as cursor:
         cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"test_{name}_%"])
         for (datname,) in cursor.fetchall():
             pid = datname.rsplit("_", 1)[-1]
-            if pid.isdigit() and not _process_alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 cursor.execute(f'DROP DATABASE IF EXISTS "{datname}" WITH (FORCE)')
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from accounts import organizations as services
 from accounts import organizations_selectors as selectors
 from accounts.access import PERMISSIONS, PermissionSpec, actor_of
 from accounts.models import Membership, MemberTag, OrganizationPermission, Role
+from accounts.serializers import profile_payload
 from platform_core.pagination import page_response
 from platform_core.params import body_ids, query_bool, query_datetime, query_ids, truthy
 from platform_core.routing import route
@@ -74,17 +75,10 @@ def default_role_payload(organization: Organization) -> dict:
     }
 
 
-def member_user_payload(user) -> dict:
+def member_list_user_payload(user) -> dict:
     """LseUserOrganizationMemberList: another person's profile, without their private settings."""
     return {
-        "id": user.pk,
-        "email": user.email,
-        "username": user.username or user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "phone": user.phone,
-        "avatar": "",
-        "initials": user.initials,
+        **profile_payload(user),
         "date_joined": user.date_joined,
         "last_activity": user.last_activity,
         "active_organization": user.active_organization_id,
@@ -104,7 +98,7 @@ def member_payload(membership: Membership, *, tags: list[dict], projects: select
         "id": membership.pk,
         "organization": membership.organization_id,
         "role": membership.role,
-        "user": member_user_payload(membership.user),
+        "user": member_list_user_payload(membership.user),
         "tags": tags,
         "concurrency": None,
         "created_projects": None if projects is None else projects.created.get(user_id, []),

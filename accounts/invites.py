@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts import audit
-from accounts.access import ACTIVE_ROLES, Actor, can
+from accounts.access import ACTIVE_ROLES, Actor
 from accounts.models import Invite, Membership, Role, User
 from accounts.tokens import hash_secret
 from platform_core.crypto import DecryptionError, decrypt, encrypt
@@ -251,11 +251,10 @@ def _check_projects(*, project_ids: list[int], inviter: Actor) -> None:
 def _check_workspaces(*, workspace_ids: list[int], inviter: Actor) -> None:
     if not workspace_ids:
         return
-    from workspaces.models import Workspace
+    from workspaces.selectors import workspaces_visible_to
 
-    workspaces = Workspace.objects.filter(pk__in=workspace_ids)
-    if not can(inviter, "workspaces.view_all"):
-        workspaces = workspaces.filter(memberships__user_id=inviter.user.pk)
+    # Shared workspaces only: a personal workspace takes no other members.
+    workspaces = workspaces_visible_to(inviter).filter(pk__in=workspace_ids, is_personal=False)
     missing = _unknown_ids(workspace_ids, workspaces.values_list("pk", flat=True))
     if missing:
         raise ValidationError({"workspaces": f"No workspace with id(s) {missing} in this organization."})

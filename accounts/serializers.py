@@ -13,8 +13,8 @@ def membership_payload(membership) -> dict:
     }
 
 
-def user_payload(*, user, organization, membership, memberships) -> dict:
-    """The current user as Label Studio returns it from /api/current-user and /whoami."""
+def profile_payload(user) -> dict:
+    """The public part of a profile, in every LS user shape."""
     return {
         "id": user.pk,
         "email": user.email,
@@ -24,6 +24,13 @@ def user_payload(*, user, organization, membership, memberships) -> dict:
         "phone": user.phone,
         "avatar": "",
         "initials": user.initials,
+    }
+
+
+def user_payload(*, user, organization, membership, memberships) -> dict:
+    """The current user as Label Studio returns it from /api/current-user and /whoami."""
+    return {
+        **profile_payload(user),
         "date_joined": user.date_joined.isoformat(),
         "last_activity": user.last_activity.isoformat(),
         "allow_newsletters": user.allow_newsletters,

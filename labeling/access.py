@@ -29,11 +29,9 @@ from labeling.models import (
 
 def _workspace_ids(actor: Actor) -> frozenset[int]:
     if not hasattr(actor, "_workspace_ids"):
-        from workspaces.models import WorkspaceMembership
+        from workspaces.selectors import workspace_ids_of
 
-        actor._workspace_ids = frozenset(
-            WorkspaceMembership.objects.filter(user_id=actor.user.pk).values_list("workspace_id", flat=True)
-        )
+        actor._workspace_ids = workspace_ids_of(user_id=actor.user.pk)
     return actor._workspace_ids
 
 

@@ -97,6 +97,16 @@ def _project_or_404(actor: Actor, pk, *, permission: str = "projects.view", with
     return visible_or_404(actor, project, permission=permission)
 
 
+def body_project_or_400(actor: Actor, project_id: int, *, permission: str) -> Project:
+    """The project a request body names: 400 naming `project` unless the actor can see it, 403
+    unless they may do `permission` in it."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None or not project_visible(actor, project):
+        raise ValidationError({"project": f"No project {project_id} in this organization that you can see."})
+    require(actor, permission, project)
+    return project
+
+
 class LabelingApi(APIView):
     """A labeling endpoint: `permissions` names the permission of each HTTP method it implements
     (accounts.access.MatrixPermission checks the role and scope; the view checks the object)."""

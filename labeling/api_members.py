@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.access import actor_of, declared_permission, require
 from labeling import members
 from labeling.access import project_visible, visible_projects
+from labeling.api import _project_or_404, body_project_or_400
 from labeling.models import AnnotatorPause, Project, ProjectRole
 from labeling.serializers import user_simple
 from platform_core.params import query_bool, query_datetime, query_ids
@@ -22,21 +23,12 @@ from workspaces.api import flag_from, id_from, ids_from, organization_of, pagina
 from workspaces.serializers import organization_user_payload
 
 
-def _project_visible_or_404(request, pk) -> Project:
-    project = Project.objects.filter(pk=pk).first()
-    if project is None or not project_visible(actor_of(request), project):
-        raise Http404("No project with this id in this organization.")
-    return project
-
-
 class ProjectScopedApi(APIView):
     """`project()`: the path's project (404 unless visible), with the declared permission checked
     on it (the role there, a project role override included)."""
 
     def project(self, request, pk) -> Project:
-        project = _project_visible_or_404(request, pk)
-        require(actor_of(request), declared_permission(self, request.method), project)
-        return project
+        return _project_or_404(actor_of(request), pk, permission=declared_permission(self, request.method))
 
 
 def _roles_param(request) -> list[str] | None:
@@ -325,11 +317,7 @@ class ProjectRoleListCreateApi(APIView):
 
     def post(self, request):
         actor = actor_of(request)
-        project_id = id_from(request, "project")
-        project = Project.objects.filter(pk=project_id).first()
-        if project is None or not project_visible(actor, project):
-            raise ValidationError({"project": f"No project {project_id} in this organization that you can see."})
-        require(actor, "projects.roles", project)
+        project = body_project_or_400(actor, id_from(request, "project"), permission="projects.roles")
         user_id = id_from(request, "user")
         role = request.data.get("role") if isinstance(request.data, dict) else None
         if not isinstance(role, str):

@@ -29,7 +29,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +58,7 @@ class EmbeddedServices:
         (self._users_dir / str(os.getpid())).unlink(missing_ok=True)
         others = False
         for entry in self._users_dir.glob("*"):
-            if entry.name.isdigit() and _alive(int(entry.name)):
+            if entry.name.isdigit() and process_alive(int(entry.name)):
                 others = True
             else:
                 entry.unlink(missing_ok=True)

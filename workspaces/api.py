@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.access import actor_of, declared_permission, require
-from labeling.access import project_visible, visible_projects
+from labeling.access import visible_projects
+from labeling.api import body_project_or_400
 from labeling.models import Project
 from labeling.selectors import projects_with_counts
 from labeling.serializers import project_payload
@@ -282,13 +283,7 @@ class WorkspaceProjectsApi(WorkspaceApi):
 
     @staticmethod
     def _project(request) -> Project:
-        actor = actor_of(request)
-        project_id = id_from(request, "project")
-        project = Project.objects.filter(pk=project_id).first()
-        if project is None or not project_visible(actor, project):
-            raise ValidationError({"project": f"No project {project_id} in this organization that you can see."})
-        require(actor, "projects.change", project)
-        return project
+        return body_project_or_400(actor_of(request), id_from(request, "project"), permission="projects.change")
 
 
 urlpatterns = [
