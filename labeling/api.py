@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.access import PERMISSIONS, Actor, PermissionDenied, actor_of, can, project_id_of, require
 from accounts.models import Scope, User
-from labeling import data_manager, exports, selectors, services, uploads
+from labeling import access, data_manager, exports, selectors, services, uploads
 from labeling.access import project_visible, sees_others_annotations
 from labeling.importing import ImportFormatError, ParsedImport, parse_json_payload
 from labeling.label_config import TEMPLATES, LabelConfigError, parse_label_config
@@ -128,7 +128,7 @@ class ProjectListCreateApi(LabelingApi):
     permissions = {"GET": "projects.view", "POST": "projects.create"}
 
     def get(self, request):
-        queryset = selectors.projects_permitting(self.actor, "projects.view", selectors.projects_with_counts())
+        queryset = access.projects_permitting(self.actor, "projects.view", selectors.projects_with_counts())
         queryset = queryset.order_by("-pinned_at", "-created_at", "-id")
         if (ids := query_ids(request, "ids")) is not None:
             queryset = queryset.filter(pk__in=ids)
@@ -185,7 +185,7 @@ class ProjectCountsApi(LabelingApi):
     permissions = {"GET": "projects.view"}
 
     def get(self, request):
-        queryset = selectors.projects_permitting(self.actor, "projects.view", selectors.projects_with_counts())
+        queryset = access.projects_permitting(self.actor, "projects.view", selectors.projects_with_counts())
         paginator = ProjectPagination()
         page = paginator.paginate_queryset(queryset.order_by("-created_at", "-id"), request, view=self)
         fields = ("id", "task_number", "finished_task_number", "total_annotations_number",
@@ -499,7 +499,7 @@ class PredictionListCreateApi(LabelingApi):
 
     def get(self, request):
         queryset = Prediction.objects.filter(
-            project__in=selectors.projects_permitting(self.actor, "tasks.view").values("pk")).order_by("id")
+            project__in=access.projects_permitting(self.actor, "tasks.view").values("pk")).order_by("id")
         if task := query_int(request, "task"):
             queryset = queryset.filter(task_id=task)
         if project := query_int(request, "project"):

@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.access import actor_of, can, require
-from labeling import data_manager, selectors
+from labeling import access, data_manager
 from labeling.api import LabelingApi, _project_or_404, object_or_404, own_annotations_only
 from labeling.models import DataManagerView
 from platform_core.params import query_int
@@ -54,7 +54,7 @@ class ViewListCreateApi(LabelingApi):
         if project_id is not None:
             _project_or_404(self.actor, project_id, permission="tasks.view")
         views = data_manager.views_of(project_id=project_id).filter(
-            project__in=selectors.projects_permitting(self.actor, "tasks.view").values("pk"))
+            project__in=access.projects_permitting(self.actor, "tasks.view").values("pk"))
         return Response([data_manager.view_payload(view) for view in views])
 
     def post(self, request):

@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from accounts.access import Actor, can, require
-from labeling import collaboration, data_manager, selectors, services
+from labeling import access, collaboration, data_manager, services
 from labeling.api import (
     LabelingApi,
     _project_or_404,
@@ -139,7 +139,7 @@ class HistoryPagination(PageNumberPagination):
 def _visible_history(actor: Actor) -> QuerySet[AnnotationHistory]:
     """History the actor may read: of their own annotations, or of everyone's where they see them."""
     own = Annotation.objects.filter(completed_by_id=actor.user.pk).values("pk")
-    return selectors.work_visible_to(actor, AnnotationHistory.objects.all(), project_field="project_id",
+    return access.work_visible_to(actor, AnnotationHistory.objects.all(), project_field="project_id",
                                      own=Q(annotation_id__in=own))
 
 
@@ -210,7 +210,7 @@ class AnnotationReviewListApi(LabelingApi):
         reviews = collaboration.reviews_filtered(
             annotation_id=query_int(request, "annotation"), project_id=query_int(request, "annotation__task__project"),
         )
-        reviews = selectors.work_visible_to(self.actor, reviews, project_field="annotation__project",
+        reviews = access.work_visible_to(self.actor, reviews, project_field="annotation__project",
                                             own=Q(annotation__completed_by_id=self.actor.user.pk),
                                             permission="reviews.view")
         return Response([review_payload(r) for r in reviews[:10000]])
@@ -284,7 +284,7 @@ def _comments_from_query(request, actor: Actor) -> QuerySet[Comment]:
     )
     # Your own comments, and everyone's comments on your annotations (a reviewer's note to you).
     own = Q(created_by_id=actor.user.pk) | Q(annotation__completed_by_id=actor.user.pk)
-    return selectors.work_visible_to(actor, comments, project_field="project", own=own)
+    return access.work_visible_to(actor, comments, project_field="project", own=own)
 
 
 class CommentListApi(LabelingApi):

@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from accounts.access import Actor, can, require
-from labeling import selectors, webhooks
+from labeling import access, webhooks
 from labeling.api import LabelingApi, _project_or_404, object_or_404
 from labeling.models import Project, Webhook
 from platform_core.params import query_bool, query_int
@@ -48,7 +48,7 @@ def webhook_payload(webhook: Webhook) -> dict:
 
 
 def _webhooks_visible_to(actor: Actor, queryset):
-    in_projects = Q(project__in=selectors.projects_permitting(actor, "webhooks.view").values("pk"))
+    in_projects = Q(project__in=access.projects_permitting(actor, "webhooks.view").values("pk"))
     if can(actor, "webhooks.view"):  # organization-wide webhooks: the organization role decides
         return queryset.filter(in_projects | Q(project__isnull=True))
     return queryset.filter(in_projects)

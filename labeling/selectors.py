@@ -4,41 +4,7 @@ from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from accounts.access import Actor, roles_for
-from labeling.access import visible_projects
 from labeling.models import Annotation, Prediction, Project, Task
-
-# --- what an actor may see ----------------------------------------------------------------------
-
-def _role_allows(actor: Actor, permission: str) -> Q:
-    """Projects (a condition on Project) where the actor's role allows `permission`: the
-    organization role, unless a project role override says otherwise."""
-    allowed = roles_for(permission, actor.overrides)
-    if actor.role in allowed:
-        return ~Q(pk__in=[pk for pk, role in actor.project_roles.items() if role not in allowed])
-    return Q(pk__in=[pk for pk, role in actor.project_roles.items() if role in allowed])
-
-
-def projects_permitting(actor: Actor, permission: str, queryset: QuerySet | None = None) -> QuerySet[Project]:
-    """The visible projects in which the actor's role there allows `permission`."""
-    return visible_projects(actor, queryset).filter(_role_allows(actor, permission))
-
-
-def projects_showing_others_annotations(actor: Actor) -> QuerySet[Project]:
-    """The projects whose tasks the actor sees with everyone's annotations, not only their own."""
-    return projects_permitting(actor, "tasks.view").filter(
-        Q(annotator_sees_others=True) | _role_allows(actor, "annotations.view_all"))
-
-
-def work_visible_to(actor: Actor, queryset: QuerySet, *, project_field: str, own: Q,
-                    permission: str = "tasks.view") -> QuerySet:
-    """`queryset` (annotations, comments, history, reviews...) cut to what the actor may see: in
-    projects where they may `permission`, and only their `own` unless the project shows everyone's
-    work to them."""
-    permitted = projects_permitting(actor, permission).values("pk")
-    showing_others = projects_showing_others_annotations(actor).values("pk")
-    return queryset.filter(Q(**{f"{project_field}__in": permitted}),
-                           Q(**{f"{project_field}__in": showing_others}) | own)
 
 
 def _task_aggregate(expression, **filters):
