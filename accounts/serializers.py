@@ -85,6 +85,9 @@ class UserUpdateSerializer(ProfileSerializer):
     custom_hotkeys = serializers.JSONField(required=False, allow_null=True)
     active_organization = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     password = serializers.CharField(required=False, write_only=True, trim_whitespace=False, max_length=4096)
+    # Needed with `password` when the account has one (accounts.services.user_profile_update).
+    current_password = serializers.CharField(required=False, write_only=True, trim_whitespace=False,
+                                             max_length=4096)
 
 
 class UserCreateSerializer(ProfileSerializer):

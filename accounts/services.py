@@ -297,11 +297,12 @@ def hotkeys_validate(value, *, field: str = "custom_hotkeys") -> dict | None:
 
 def user_profile_update(*, user: User, changes: dict, by_self: bool) -> User:
     """Change a profile. `by_self` allows OWN_FIELDS, else only PROFILE_FIELDS may be given."""
-    allowed = OWN_FIELDS if by_self else PROFILE_FIELDS
+    allowed = (*OWN_FIELDS, "current_password") if by_self else PROFILE_FIELDS
     refused = sorted(set(changes) - set(allowed))
     if refused:
         raise ValidationError({refused[0]: "Only the user themselves can change this."})
     changes = dict(changes)
+    current_password = changes.pop("current_password", None)
     if "custom_hotkeys" in changes:
         changes["custom_hotkeys"] = hotkeys_validate(changes["custom_hotkeys"])
     if "active_organization" in changes:
@@ -309,6 +310,11 @@ def user_profile_update(*, user: User, changes: dict, by_self: bool) -> User:
     fields = list(changes)
     if "password" in changes:
         password = changes.pop("password")
+        if user.has_usable_password() and not user.check_password(current_password or ""):
+            # A credential alone must not take over the account: an organization's single sign-on
+            # (or a token it let someone make) speaks for its own members, never for the password
+            # that opens the person's other organizations.
+            raise ValidationError({"current_password": "Give your current password to set a new one."})
         try:
             validate_password(password, user=user)
         except ValidationError as exc:

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from accounts import selectors, services
 from accounts.access import actor_of, can
 from accounts.forms import OrganizationForm, SignupForm
+from sso.sessions import sso_organization_id
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -22,6 +23,10 @@ def home(request):
     if not request.user.is_authenticated:
         return render(request, "accounts/landing.html")
     memberships = [m for m in selectors.memberships_of_user(user=request.user) if m.is_active]
+    made_by = sso_organization_id(request.session)
+    if made_by is not None:
+        # A single sign-on session opens its own organization only (sso/sessions.py).
+        memberships = [m for m in memberships if m.organization_id == made_by]
     if len(memberships) == 1 and not request.GET.get("choose"):
         return redirect(f"/o/{memberships[0].organization.slug}/")
     return render(request, "accounts/chooser.html", {"memberships": memberships})

@@ -72,6 +72,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.OrganizationAccessMiddleware",
+    # Sessions made by an organization's SAML login reach that organization only; SSO-only
+    # organizations take no other session (sso/sessions.py).
+    "sso.sessions.SsoSessionMiddleware",
     # Browser sessions of members: the organization's session policy (max age, max idle time).
     "accounts.session_policy.SessionPolicyMiddleware",
     # After the membership check: records members' /api/ calls in their organization's schema.

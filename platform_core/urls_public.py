@@ -7,6 +7,7 @@ from accounts import views as account_views
 from accounts.urls import public_api_urlpatterns
 from accounts.views_invites import public_page_urlpatterns as invite_pages
 from platform_core import api
+from sso.views_saml import public_page_urlpatterns as sso_pages
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -15,6 +16,7 @@ urlpatterns = [
     path("organizations/new/", account_views.organization_new, name="organization-new"),
     path("accounts/", include("allauth.urls")),
     path("", include(invite_pages)),
+    path("", include(sso_pages)),
     path("admin/", admin.site.urls),
     path("health", api.health),
     path("api/version/", api.VersionApi.as_view()),

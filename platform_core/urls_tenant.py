@@ -13,6 +13,10 @@ from labeling.api_members import urlpatterns as project_members_api
 from labeling.api_uploads import data_urlpatterns as labeling_data
 from labeling.urls import api_urlpatterns as labeling_api
 from platform_core import api
+from sso.api_saml import urlpatterns as saml_api
+from sso.api_scim import scim_urlpatterns as scim_protocol
+from sso.api_scim import urlpatterns as scim_api
+from sso.views_saml import page_urlpatterns as saml_pages
 from workspaces.api import urlpatterns as workspaces_api
 
 urlpatterns = [
@@ -28,6 +32,10 @@ urlpatterns = [
     path("api/", include(project_members_api)),
     path("api/", include(labeling_api)),
     path("api/", include(workspaces_api)),
+    path("api/", include(saml_api)),
+    path("api/", include(scim_api)),
+    path("", include(saml_pages)),
+    path("", include(scim_protocol)),
     path("", include(labeling_data)),
     path("", include(admin_pages)),
     re_path(r"^(api|scim)/", api.api_not_found),

@@ -8,6 +8,7 @@ shapes: [[role, group], ...], [[workspace_title, group], ...], [{"project_id", "
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class IdpProvider(models.TextChoices):
@@ -41,6 +42,9 @@ class SamlSettings(models.Model):
     sp_private_key_encrypted = models.TextField(blank=True, default="")
     # Members of an SSO-only organization cannot log in to it with a password.
     sso_only = models.BooleanField(default=False)
+    # The last test login (`/o/<slug>/saml/login?test=1`) that passed every check: SSO-only can be
+    # switched on only after one, so an organization cannot lock itself out with a broken setup.
+    tested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -111,18 +115,30 @@ class ScimToken(models.Model):
 
 
 class ScimUser(models.Model):
-    """The IdP's view of a member: its externalId and SCIM `active`, per organization."""
+    """The IdP's view of a member, per organization: the SCIM User resource as this organization's
+    IdP last wrote it (`resource`, without id, meta and groups), plus the columns filters use.
+
+    The account itself (`user`) is global: a user can belong to several organizations, so one
+    organization's IdP may change the account's profile only while the user belongs to that
+    organization alone (sso/scim.py); its own view of them is kept here either way.
+    """
 
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user_name = models.CharField(max_length=512, default="")
+    display_name = models.CharField(max_length=512, blank=True, default="")
     external_id = models.CharField(max_length=512, null=True, blank=True)
     active = models.BooleanField(default=True)
+    resource = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "user"], name="uniq_scim_user"),
+            # SCIM's userName is unique per service provider (here: per organization), case-insensitively.
+            models.UniqueConstraint(Lower("user_name"), "organization", name="uniq_scim_user_name"),
         ]
         indexes = [models.Index(fields=["organization", "external_id"], name="scim_user_external_idx")]
 
@@ -131,9 +147,13 @@ class ScimUser(models.Model):
 
 
 class ScimGroup(models.Model):
+    """A group of the organization's IdP. Its displayName is what the `/api/scim/settings` mappings
+    name; its members get what those mappings give (sso/grants.py)."""
+
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
     display_name = models.CharField(max_length=512)
     external_id = models.CharField(max_length=512, null=True, blank=True)
+    resource = models.JSONField(default=dict, blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="ScimGroupMember", related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -157,3 +177,47 @@ class ScimGroupMember(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} in SCIM group {self.group_id}"
+
+
+class SsoGrant(models.Model):
+    """One thing single sign-on gave a member, and which protocol gave it: an organization role, a
+    workspace membership, a project membership or a project role override.
+
+    Group mappings are re-applied on every SAML login and every SCIM change (sso/grants.py). A
+    grant row is written only when SSO itself made the change, so a group removed in the IdP takes
+    back exactly what that group gave and never what an administrator gave by hand.
+    """
+
+    class Kind(models.TextChoices):
+        ROLE = "role", "Organization role"
+        WORKSPACE = "workspace", "Workspace membership"
+        PROJECT = "project", "Project membership"
+        PROJECT_ROLE = "project_role", "Project role"
+
+    class Source(models.TextChoices):
+        SAML = "saml", "SAML"
+        SCIM = "scim", "SCIM"
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The workspace or project id in the organization's schema (no constraint across schemas);
+    # 0 for the organization role.
+    target_id = models.BigIntegerField(default=0)
+    # ROLE: the role SSO set; PROJECT_ROLE: the project role it set.
+    role = models.CharField(max_length=2, blank=True, default="")
+    # ROLE: the role the member had before SSO set one, restored when no group gives a role any more.
+    replaced_role = models.CharField(max_length=2, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user", "source", "kind", "target_id"],
+                                    name="uniq_sso_grant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.target_id} of user {self.user_id} in {self.organization_id}"

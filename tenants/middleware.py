@@ -10,11 +10,16 @@ from django.template.loader import render_to_string
 from django.urls import get_script_prefix, set_script_prefix
 
 from accounts.selectors import membership_get
+from sso.scim_errors import is_scim_path, scim_error
 from tenants.resolver import SESSION_ORGANIZATION_KEY, RoutingError, resolve
 
 # Answer without a member: discovery, health and the token exchange (the refresh token in the
 # body is the credential there).
 OPEN_PATHS = frozenset({"/api/version/", "/api/version", "/health", "/api/token/refresh/", "/api/token/blacklist/"})
+# Reached by people who are not members yet and by the identity provider: SAML (metadata, login,
+# the assertion consumer, logout; sso/views_saml.py checks what arrives) and SCIM (the IdP's
+# bearer token, checked by sso/api_scim.py).
+OPEN_PREFIXES = ("/saml/", "/scim/")
 
 
 def is_api_path(path_info: str) -> bool:
@@ -44,6 +49,8 @@ class TenantRoutingMiddleware:
             )
         except RoutingError as exc:
             connection.set_schema_to_public()
+            if is_scim_path(request.path_info):
+                return scim_error(exc.status, exc.detail)
             return JsonResponse({"detail": exc.detail}, status=exc.status)
 
         request.organization = resolution.organization
@@ -76,7 +83,8 @@ class OrganizationAccessMiddleware:
 
     def __call__(self, request):
         organization = getattr(request, "organization", None)
-        if organization is None or request.path_info in OPEN_PATHS:
+        if (organization is None or request.path_info in OPEN_PATHS
+                or request.path_info.startswith(OPEN_PREFIXES)):
             return self.get_response(request)
         api = is_api_path(request.path_info)
         credential = request.credential

@@ -5,6 +5,10 @@ One function, `resolve`, used by the HTTP middleware and (later) the ASGI websoc
 2. `/api/...`, `/scim/...`, `/ws/...`: the organization of the credential, else the session's
    active organization.
 3. Anything else: the public schema.
+
+`/scim/` paths take only SCIM bearer tokens (sso.selectors), the identity provider's credential,
+and never a session; every other path takes only users' API tokens, so a SCIM token opens no
+`/api/` route and an API token no SCIM route.
 """
 
 from dataclasses import dataclass
@@ -15,12 +19,14 @@ from django.utils.module_loading import import_string
 
 from accounts.selectors import Credential, credential_from_authorization
 from accounts.tokens import TokenError
+from sso.selectors import ScimCredential, scim_credential_from_authorization
 from tenants.models import Organization
 from tenants.selectors import organization_get_by_slug
 
 ORG_PREFIX = "/o/"
 # /data/ serves uploaded files, referenced by relative URLs in task data (LS style).
 CREDENTIAL_ROUTED_PREFIXES = ("/api/", "/scim/", "/ws/", "/data/")
+SCIM_PREFIX = "/scim/"
 SESSION_ORGANIZATION_KEY = "active_organization_id"
 
 
@@ -49,7 +55,7 @@ class Resolution:
     organization: Organization | None
     path_info: str  # the path the URLconf sees (prefix stripped)
     script_prefix: str  # prefix for reverse(): "/o/<slug>/" or "/"
-    credential: Credential | None = None
+    credential: Credential | ScimCredential | None = None
     by: str = "public"  # "path" | "credential" | "session" | "public"
 
 
@@ -64,30 +70,39 @@ def _session_organization_id(session_key: str | None) -> int | None:
 
 def resolve(*, path: str, authorization: str | None, session_key: str | None) -> Resolution:
     """Resolve a request path plus its credentials. Raises a RoutingError subclass to refuse."""
-    credential = None
-    if authorization:
-        try:
-            credential = credential_from_authorization(authorization)
-        except TokenError as exc:
-            raise BadCredential(str(exc)) from exc
-
+    organization = slug = None
     if path.startswith(ORG_PREFIX):
         slug, _, rest = path[len(ORG_PREFIX):].partition("/")
         rest = "/" + rest
         if slug == "api":
             # `urljoin("http://host/o/<slug>", "api/...")` drops the slug: treat as rule 2.
-            path = "/api" + rest
+            path, slug = "/api" + rest, None
         else:
             organization = organization_get_by_slug(slug=slug)
             if organization is None:
                 raise UnknownOrganization(f"No organization '{slug}'.")
-            if credential is not None and credential.organization.pk != organization.pk:
-                raise ForeignCredential("This token belongs to another organization.")
-            return Resolution(organization, rest, f"{ORG_PREFIX}{slug}/", credential, "path")
+            path = rest
+
+    scim = path.startswith(SCIM_PREFIX)
+    try:
+        if scim:
+            credential = scim_credential_from_authorization(authorization)
+        else:
+            credential = credential_from_authorization(authorization) if authorization else None
+    except TokenError as exc:
+        raise BadCredential(str(exc)) from exc
+
+    if organization is not None:
+        if credential is not None and credential.organization.pk != organization.pk:
+            raise ForeignCredential("This token belongs to another organization.")
+        return Resolution(organization, path, f"{ORG_PREFIX}{slug}/", credential, "path")
 
     if path.startswith(CREDENTIAL_ROUTED_PREFIXES):
         if credential is not None:
             return Resolution(credential.organization, path, "/", credential, "credential")
+        if scim:
+            # The identity provider's endpoints never act on a browser session.
+            return Resolution(None, path, "/", None, "public")
         organization_id = _session_organization_id(session_key)
         if organization_id is not None:
             organization = Organization.objects.filter(pk=organization_id, deleted_at__isnull=True).first()

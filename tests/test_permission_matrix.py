@@ -30,7 +30,7 @@ from accounts.access import (
 )
 from accounts.models import ALL_SCOPES, OrganizationPermission, Role
 from platform_core.api import OpenApiView
-from tests.test_cross_tenant import BODY_CREDENTIAL_ROUTES, OPEN_ROUTES, concrete, tenant_routes
+from tests.test_cross_tenant import BODY_CREDENTIAL_ROUTES, OPEN_ROUTES, SAML_ROUTE_PREFIX, concrete, tenant_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +66,8 @@ def _guarded_api_views() -> dict[str, type]:
         view_class = classes.get(route)
         if route in OPEN_ROUTES | BODY_CREDENTIAL_ROUTES or view_class is None:
             continue
+        if route.startswith(("/scim/", SAML_ROUTE_PREFIX)):
+            continue  # the IdP's endpoints: a SCIM token or a signed assertion decides, not a role (sso/tests)
         if not hasattr(view_class, "permission_classes") or issubclass(view_class, OpenApiView):
             continue  # a page (Django view) or an open endpoint
         guarded[route] = view_class

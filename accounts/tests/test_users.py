@@ -5,6 +5,7 @@ import pytest
 from accounts.access import denial_message
 from accounts.models import AuditEvent, Membership, PersonalAccessToken, Role, User
 from accounts.tokens import hash_secret
+from conftest import PASSWORD
 from tenants.models import Organization
 
 pytestmark = pytest.mark.django_db
@@ -267,9 +268,16 @@ def test_current_user_accepts_what_the_sdk_sends(world, annotator):
 
 
 def test_current_user_password_change_is_validated(world, annotator):
-    weak = annotator("patch", "/api/current-user", json={"password": "123"})
+    weak = annotator("patch", "/api/current-user", json={"password": "123", "current_password": PASSWORD})
     assert weak.status_code == 400 and "password" in weak.json()["validation_errors"]
-    assert annotator("patch", "/api/current-user", json={"password": "A-much-better-Passw0rd"}).status_code == 200
+    no_current = annotator("patch", "/api/current-user", json={"password": "A-much-better-Passw0rd"})
+    assert no_current.status_code == 400 and "current_password" in no_current.json()["validation_errors"]
+    wrong = annotator("patch", "/api/current-user", json={"password": "A-much-better-Passw0rd",
+                                                          "current_password": "not-it"})
+    assert wrong.status_code == 400 and "current_password" in wrong.json()["validation_errors"]
+    assert User.objects.get(pk=world.annotator_a.user.pk).check_password(PASSWORD)
+    assert annotator("patch", "/api/current-user", json={"password": "A-much-better-Passw0rd",
+                                                         "current_password": PASSWORD}).status_code == 200
     assert User.objects.get(pk=world.annotator_a.user.pk).check_password("A-much-better-Passw0rd")
 
 
