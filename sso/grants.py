@@ -197,7 +197,9 @@ class SyncResult:
         return details
 
 
-def _strongest_role(mappings: GroupMappings, groups: frozenset[str]) -> str | None:
+def strongest_role(mappings: GroupMappings, groups) -> str | None:
+    """The strongest organization role any of `groups` maps to (a role code), or None."""
+    groups = set(groups)
     roles = [role for role, group in mappings.roles if group in groups]
     return min(roles, key=_ROLE_STRENGTH.__getitem__) if roles else None
 
@@ -320,7 +322,7 @@ def access_sync(*, organization: Organization, user: User, source: str, groups: 
     with transaction.atomic():
         membership = (Membership.objects.select_for_update().select_related("user")
                       .filter(user=user, organization=organization).first())
-        wanted_role = _strongest_role(mappings, groups)
+        wanted_role = strongest_role(mappings, groups)
         if membership is None:
             if not create_membership:
                 return result

@@ -45,6 +45,9 @@ class SamlSettings(models.Model):
     # The last test login (`/o/<slug>/saml/login?test=1`) that passed every check: SSO-only can be
     # switched on only after one, so an organization cannot lock itself out with a broken setup.
     tested_at = models.DateTimeField(null=True, blank=True)
+    # When the IdP's entity ID, endpoints or certificates last changed (not a re-fetch of the same
+    # metadata): a test login must pass after it before SSO-only can be switched on.
+    idp_metadata_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,6 +61,10 @@ class SamlAuthnRequest(models.Model):
     organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="+")
     request_id = models.CharField(max_length=256, unique=True)
     relay_state = models.TextField(blank=True, default="")
+    # Set for a test login (`/saml/login?test=1`): its response is checked like any other but
+    # provisions nothing and logs nobody in (sso/saml.py). The member who started it.
+    test_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                          on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
