@@ -70,6 +70,9 @@ class World:
     pause_a: object = None
     member_tag_a: object = None
     invite_a: object = None
+    # SCIM (issue 5): org A's annotator as its IdP provisioned them, in one group of A's IdP.
+    scim_user_a: object = None
+    scim_group_a: object = None
 
     def members_a(self) -> dict:
         """Org A's member of each active role, by role code."""
@@ -179,6 +182,21 @@ def _administration_objects_of(organization, *, owner, project, members: dict) -
             "member_tag_a": tag, "invite_a": invite}
 
 
+def _scim_objects_of(organization) -> dict:
+    """Org A's annotator linked as a SCIM User (their membership and role stay) and a SCIM Group
+    holding them; org A has no SCIM mappings, so the group gives nothing."""
+    from sso import scim
+
+    scim_user = scim.scim_user_create(organization=organization, payload={
+        "userName": "annotator@a.test", "displayName": "A's annotator", "externalId": "a-idp-annotator",
+        "emails": [{"value": "annotator@a.test", "primary": True}],
+    })
+    group = scim.scim_group_create(organization=organization, payload={
+        "displayName": "A's SCIM group", "members": [{"value": str(scim_user.pk)}],
+    })
+    return {"scim_user_a": scim_user, "scim_group_a": group}
+
+
 def _member(*, email: str, organization, role: str) -> Member:
     from accounts import services
     from accounts.models import User
@@ -191,12 +209,15 @@ def _member(*, email: str, organization, role: str) -> Member:
 
 
 def pytest_configure(config):
-    """Cache keys of this run apart from other runs on the same Redis: allauth's rate limits (one
-    confirmation email per address per cooldown) would otherwise leak between runs."""
+    """Cache keys of this run apart from other runs on the same Redis, for this process and the
+    servers it starts: allauth's rate limits (one confirmation email per address per cooldown) and
+    entries keyed by organization id (each run's test database counts ids from 1) would otherwise
+    leak between runs."""
     from django.conf import settings
 
-    for alias in settings.CACHES.values():
-        alias["KEY_PREFIX"] = f"test-{os.getpid()}"
+    os.environ["CACHE_KEY_PREFIX"] = f"test-{os.getpid()}-"
+    for name, alias in settings.CACHES.items():
+        alias["KEY_PREFIX"] = os.environ["CACHE_KEY_PREFIX"] + ("shared" if name == "shared" else "")
 
 
 @pytest.fixture(scope="session")
@@ -267,6 +288,7 @@ def world(django_db_setup, django_db_blocker) -> World:
             **labeling_objects,
             **_administration_objects_of(org_a, owner=owner_a_user, project=labeling_objects["project_a"],
                                          members=members),
+            **_scim_objects_of(org_a),
         )
 
 

@@ -122,7 +122,7 @@ def organization_update(*, organization: Organization, actor: Actor, changes: di
 
 # --- Members -------------------------------------------------------------------------------------
 
-def _lock_owners(organization_id: int) -> list[int]:
+def lock_owners(organization_id: int) -> list[int]:
     """Lock the organization's Owner memberships (in id order, so concurrent changes queue up
     instead of each seeing another Owner left) and return their user ids."""
     return list(
@@ -159,7 +159,7 @@ def membership_role_change(*, organization: Organization, actor: Actor, membersh
     next request (the organization middleware checks the membership every time)."""
     if role not in ROLE_CODES:
         raise ValidationError({"role": f"Unknown role {role!r}; roles are {', '.join(ROLE_CODES)}."})
-    owner_ids = _lock_owners(organization.pk)
+    owner_ids = lock_owners(organization.pk)
     membership = _locked_membership(membership)
     if membership.organization_id != organization.pk:
         raise Http404("Not a member of this organization.")
@@ -186,7 +186,7 @@ def membership_remove(*, organization: Organization, actor: Actor, membership: M
     this organization are kept, so a re-invited member's integrations work again."""
     if membership.user_id == actor.user.pk:
         raise SelfRemovalError("You cannot remove yourself from the organization; ask another administrator.")
-    owner_ids = _lock_owners(organization.pk)
+    owner_ids = lock_owners(organization.pk)
     membership = _locked_membership(membership)
     if membership.organization_id != organization.pk:
         raise Http404("Not a member of this organization.")
@@ -194,14 +194,15 @@ def membership_remove(*, organization: Organization, actor: Actor, membership: M
     user, previous = membership.user, membership.role
     membership.delete()
     User.objects.filter(pk=user.pk, active_organization=organization).update(active_organization=None)
-    _forget_member_in_schema(organization=organization, user_id=user.pk)
+    forget_member_in_schema(organization=organization, user_id=user.pk)
     audit.record(organization=organization, actor=actor, action="member.removed", target=user,
                  details={"user_id": user.pk, "email": user.email, "role": previous}, request=request)
 
 
-def _forget_member_in_schema(*, organization: Organization, user_id: int) -> None:
+def forget_member_in_schema(*, organization: Organization, user_id: int) -> None:
     """Project memberships, project roles and workspace memberships of a removed member: a
-    re-invited person starts from what the invite gives, not from what they once had."""
+    re-invited person starts from what the invite gives, not from what they once had. Also used by
+    SCIM deprovisioning (sso/scim.py)."""
     from labeling.models import ProjectMember, ProjectRole
     from workspaces.models import WorkspaceMembership
 

@@ -241,6 +241,17 @@ def personal_access_token_rotate(*, refresh: str, user: User, organization: Orga
     return token
 
 
+@transaction.atomic
+def member_tokens_revoke(*, organization: Organization, user: User) -> dict[str, int]:
+    """End a member's API access to one organization at once (deprovisioning): their legacy key
+    there is deleted and their personal access tokens there are blacklisted, so the next call with
+    either gets 401. Tokens for their other organizations are untouched. Returns the counts."""
+    legacy, _ = LegacyToken.objects.filter(user=user, organization=organization).delete()
+    pats = PersonalAccessToken.objects.filter(user=user, organization=organization,
+                                              blacklisted_at__isnull=True).update(blacklisted_at=timezone.now())
+    return {"legacy": legacy, "pats": pats}
+
+
 TOKEN_SETTINGS_FIELDS = ("api_tokens_enabled", "legacy_api_tokens_enabled", "api_token_ttl_days")
 
 

@@ -129,10 +129,13 @@ HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "16"))
 
 # --- Redis, cache, Celery, Channels -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Deployments (or test runs) that share one Redis keep their cache entries apart with a prefix.
+CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
     },
@@ -141,7 +144,7 @@ CACHES = {
     "shared": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "shared",
+        "KEY_PREFIX": f"{CACHE_KEY_PREFIX}shared",
     },
 }
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
@@ -290,6 +293,11 @@ FIELD_ENCRYPTION_KEYS = [
 # `host:port` endpoints let through the SSRF guard although they resolve to private addresses
 # (e.g. an intranet receiver), comma-separated. Empty by default: only public addresses.
 SSRF_PROTECTION_ALLOWLIST = [h.strip() for h in os.environ.get("SSRF_PROTECTION_ALLOWLIST", "").split(",") if h.strip()]
+
+# --- SAML single sign-on (sso/saml.py) --------------------------------------------------------------
+# How long an AuthnRequest we sent may be answered: the person signs in at the IdP (MFA included)
+# within it. The IdP's answer must also hold an assertion that has not expired.
+SAML_AUTHN_REQUEST_TTL_SECONDS = int(os.environ.get("SAML_AUTHN_REQUEST_TTL_SECONDS", "900"))
 
 # --- Webhooks (labeling/webhooks.py) --------------------------------------------------------------
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "5"))

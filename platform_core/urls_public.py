@@ -7,6 +7,7 @@ from accounts import views as account_views
 from accounts.urls import public_api_urlpatterns
 from accounts.views_invites import public_page_urlpatterns as invite_pages
 from platform_core import api
+from sso.api_scim import scim_unauthenticated
 from sso.views_saml import public_page_urlpatterns as sso_pages
 
 urlpatterns = [
@@ -22,5 +23,7 @@ urlpatterns = [
     path("api/version/", api.VersionApi.as_view()),
     path("api/version", api.VersionApi.as_view()),
     path("api/", include(public_api_urlpatterns)),
-    re_path(r"^(api|scim)/", api.api_unauthenticated),
+    # No SCIM token (none, or a browser session): SCIM's own 401 (sso/scim_errors.py).
+    re_path(r"^scim/", scim_unauthenticated),
+    re_path(r"^api/", api.api_unauthenticated),
 ]

@@ -17,6 +17,7 @@ from django.urls import get_resolver
 
 from accounts.models import LegacyToken, Membership, OrganizationTokenSettings, PersonalAccessToken
 from accounts.tokens import hash_secret
+from sso.models import SamlSettings, ScimGroup, ScimGroupMember, ScimSettings, ScimToken, ScimUser, SsoGrant
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +68,10 @@ SAMPLES = [
     ("/api/dm/views/", "view_a"),
     ("/api/dm/actions/", "action_a"),
     ("/api/webhooks/", "webhook_a"),
+    # SCIM (issue 5): the IdP's resources by their SCIM ids, and the SCIM tokens API.
+    ("/scim/v2/Users/", "scim_user_a"),
+    ("/scim/v2/Groups/", "scim_group_a"),
+    ("/api/scim/tokens/", "scim_token_a"),
 ]
 
 
@@ -82,6 +87,12 @@ def _sample(world, attribute: str):
         return world.annotator_a.user
     if attribute == "pat_row_a":
         return PersonalAccessToken.objects.get(token_hash=hash_secret(world.owner_a.pat))
+    if attribute == "scim_token_a":
+        from sso.services import scim_token_create
+
+        existing = ScimToken.objects.filter(organization=world.org_a, label="A's SCIM token").first()
+        return existing or scim_token_create(organization=world.org_a, actor=world.owner_a.user,
+                                             label="A's SCIM token")[0]
     return getattr(world, attribute)
 
 
@@ -149,7 +160,18 @@ def snapshot_of_a(world) -> tuple:
         list(type(org).objects.filter(pk=org.pk).values(
             "title", "default_role", "contact_info", "external_id", "embed_domains", "deleted_at")),
     )
-    return labeling_rows + administration + (
+    single_sign_on = (
+        list(ScimSettings.objects.filter(organization=org).values()),
+        list(ScimToken.objects.filter(organization=org).order_by("id").values("id", "token_hash", "revoked_at")),
+        list(ScimUser.objects.filter(organization=org).order_by("id").values(
+            "id", "user_id", "user_name", "display_name", "external_id", "active", "resource", "updated_at")),
+        list(ScimGroup.objects.filter(organization=org).order_by("id").values(
+            "id", "display_name", "external_id", "resource", "updated_at")),
+        sorted(ScimGroupMember.objects.filter(group__organization=org).values_list("group_id", "user_id")),
+        list(SsoGrant.objects.filter(organization=org).order_by("id").values()),
+        list(SamlSettings.objects.filter(organization=org).values()),
+    )
+    return labeling_rows + administration + single_sign_on + (
         sorted(Membership.objects.filter(organization=org).values_list("user_id", "role")),
         sorted(LegacyToken.objects.filter(organization=org).values_list("key_hash", "scopes")),
         sorted(PersonalAccessToken.objects.filter(organization=org).values_list("jti", "blacklisted_at")),
