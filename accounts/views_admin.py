@@ -25,7 +25,8 @@ AUDIT_PAGE_SIZE = 50
 # Audit action families offered as filters: the prefix before the dot ("invite.sent" -> "invite").
 AUDIT_FAMILIES = {"member": "Members", "member_tag": "Member tags", "invite": "Invites", "token": "Tokens",
                   "workspace": "Workspaces", "project": "Projects", "session_policy": "Session policy",
-                  "permission": "Permissions", "organization": "Organization"}
+                  "permission": "Permissions", "organization": "Organization", "sso": "Single sign-on access",
+                  "saml": "SAML", "scim": "SCIM", "scim_token": "SCIM tokens"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ SECTIONS = [
     Section("workspaces", "Workspaces", "settings/workspaces", "workspaces.change"),
     Section("session-policy", "Session policy", "settings/session-policy", "session_policy.change"),
     Section("permissions", "Permissions", "settings/permissions", "permissions.view"),
+    # Pages of sso/views_admin.py.
+    Section("sso", "Single sign-on", "settings/sso", "sso.view"),
+    Section("scim", "SCIM provisioning", "settings/scim", "sso.view"),
     Section("audit", "Audit log", "settings/audit", "audit.view"),
     Section("tokens", "API tokens", "settings/tokens", "tokens.create", administration=False),
 ]
@@ -65,7 +69,8 @@ def _not_found(request):
     return render(request, "tenants/refused.html", {"status": 404, "detail": "Not found."}, status=404)
 
 
-def _page(request, template: str, *, section: str | None, context: dict):
+def render_settings(request, template: str, *, section: str | None, context: dict):
+    """A settings page: the navigation of the sections the actor may use around `template`."""
     actor = actor_of(request)
     organization = request.organization
     return render(request, template, {
@@ -150,7 +155,7 @@ def settings_index(request):
 @settings_page("members")
 def members_page(request):
     actor = actor_of(request)
-    return _page(request, "accounts/admin/members.html", section="members", context={
+    return render_settings(request, "accounts/admin/members.html", section="members", context={
         "can_change": can(actor, "members.change"),
         "role_filters": _role_choices(include_inactive=True) + [(Role.NOT_ACTIVATED, Role.NOT_ACTIVATED.label)],
         "role_choices": _role_choices(include_inactive=True),
@@ -160,7 +165,7 @@ def members_page(request):
 @settings_page("invites")
 def invites_page(request):
     actor = actor_of(request)
-    return _page(request, "accounts/admin/invites.html", section="invites", context={
+    return render_settings(request, "accounts/admin/invites.html", section="invites", context={
         "invites": _pending_invites(request.organization),
         "role_choices": _role_choices(include_inactive=False),
         "projects": list(_visible_projects(actor)),
@@ -171,7 +176,7 @@ def invites_page(request):
 @settings_page("workspaces")
 def workspaces_page(request):
     actor = actor_of(request)
-    return _page(request, "accounts/admin/workspaces.html", section="workspaces", context={
+    return render_settings(request, "accounts/admin/workspaces.html", section="workspaces", context={
         "can_create": can(actor, "workspaces.create"),
         "sees_all": can(actor, "workspaces.view_all"),
     })
@@ -187,7 +192,7 @@ def workspace_page(request, pk: int):
         return _not_found(request)
     if not can(actor, "workspaces.change", workspace):
         return _refused(request, "workspaces.change")
-    return _page(request, "accounts/admin/workspace.html", section="workspaces", context={
+    return render_settings(request, "accounts/admin/workspace.html", section="workspaces", context={
         "workspace": workspace,
         "can_delete": can(actor, "workspaces.delete", workspace),
         "users": _active_users(request.organization),
@@ -205,7 +210,7 @@ def project_members_page(request, pk: int):
         return _not_found(request)
     if not can(actor, "projects.change", project):
         return _refused(request, "projects.change")
-    return _page(request, "accounts/admin/project_members.html", section=None, context={
+    return render_settings(request, "accounts/admin/project_members.html", section=None, context={
         "project": project,
         "users": _active_users(request.organization),
         "pause_reasons": AnnotatorPause.Reason.choices,
@@ -214,12 +219,12 @@ def project_members_page(request, pk: int):
 
 @settings_page("session-policy")
 def session_policy_page(request):
-    return _page(request, "accounts/admin/session_policy.html", section="session-policy", context={})
+    return render_settings(request, "accounts/admin/session_policy.html", section="session-policy", context={})
 
 
 @settings_page("tokens")
 def tokens_page(request):
-    return _page(request, "accounts/admin/tokens.html", section="tokens", context={
+    return render_settings(request, "accounts/admin/tokens.html", section="tokens", context={
         "scopes": Scope.choices,
         "can_change_settings": can(actor_of(request), "tokens.settings"),
     })
@@ -254,7 +259,7 @@ def _permission_matrix(organization_id: int) -> list[tuple[str, list[MatrixRow]]
 
 @settings_page("permissions")
 def permissions_page(request):
-    return _page(request, "accounts/admin/permissions.html", section="permissions", context={
+    return render_settings(request, "accounts/admin/permissions.html", section="permissions", context={
         "groups": _permission_matrix(request.organization.pk),
         "roles": _role_choices(include_inactive=False),
         "can_change": can(actor_of(request), "permissions.change"),
@@ -276,7 +281,7 @@ def audit_page(request):
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     for event in page:
         event.detail_lines = [(key, _detail_text(value)) for key, value in (event.details or {}).items()]
-    return _page(request, "accounts/admin/audit.html", section="audit", context={
+    return render_settings(request, "accounts/admin/audit.html", section="audit", context={
         "page": page,
         "families": AUDIT_FAMILIES.items(),
         "family": family if family in AUDIT_FAMILIES else "",

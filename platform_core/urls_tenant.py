@@ -16,6 +16,7 @@ from platform_core import api
 from sso.api_saml import urlpatterns as saml_api
 from sso.api_scim import scim_urlpatterns as scim_protocol
 from sso.api_scim import urlpatterns as scim_api
+from sso.views_admin import page_urlpatterns as sso_settings_pages
 from sso.views_saml import page_urlpatterns as saml_pages
 from workspaces.api import urlpatterns as workspaces_api
 
@@ -35,6 +36,7 @@ urlpatterns = [
     path("api/", include(saml_api)),
     path("api/", include(scim_api)),
     path("", include(saml_pages)),
+    path("", include(sso_settings_pages)),
     path("", include(scim_protocol)),
     path("", include(labeling_data)),
     path("", include(admin_pages)),

@@ -407,7 +407,7 @@ def test_audit_log_lists_the_actions_of_this_module(as_person, live_server_url, 
 # --- Who sees what ------------------------------------------------------------------------------
 
 ADMINISTRATION_PAGES = ["settings/members", "settings/invites", "settings/workspaces", "settings/session-policy",
-                        "settings/permissions", "settings/audit"]
+                        "settings/permissions", "settings/audit", "settings/sso", "settings/scim"]
 
 
 def test_an_annotator_is_refused_the_settings_pages_and_sees_no_settings_link(as_person, live_server_url, scene):
