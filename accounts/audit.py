@@ -38,16 +38,13 @@ def _actor_user(actor) -> User | None:
     return user if isinstance(user, User) else None
 
 
-def record(*, organization: Organization, actor, action: str, target=None,
-           details: dict | None = None, request=None) -> AuditEvent:
-    """Write one audit event. `target` is a model instance (or None); `details` must be JSON-able
-    and must never hold secrets (token values, passwords, invite links)."""
+def _event(*, organization, actor, action: str, target, details: dict | None, request) -> AuditEvent:
     target_type = target_id = target_repr = ""
     if target is not None:
         target_type = target._meta.model_name[:_TARGET_TYPE_MAX]
         target_id = "" if target.pk is None else str(target.pk)
         target_repr = str(target)[:_TARGET_REPR_MAX]
-    return AuditEvent.objects.create(
+    return AuditEvent(
         organization_id=organization.pk if isinstance(organization, Organization) else organization,
         actor=_actor_user(actor),
         action=action,
@@ -57,6 +54,24 @@ def record(*, organization: Organization, actor, action: str, target=None,
         details=details or {},
         ip_address=_client_ip(request),
     )
+
+
+def record(*, organization: Organization, actor, action: str, target=None,
+           details: dict | None = None, request=None) -> AuditEvent:
+    """Write one audit event. `target` is a model instance (or None); `details` must be JSON-able
+    and must never hold secrets (token values, passwords, invite links)."""
+    event = _event(organization=organization, actor=actor, action=action, target=target, details=details,
+                   request=request)
+    event.save(force_insert=True)
+    return event
+
+
+def record_many(*, organization: Organization, actor, action: str, entries: list[tuple[object, dict]],
+                request=None) -> None:
+    """One event per (target, details) entry, in one INSERT (the same rules as `record`)."""
+    AuditEvent.objects.bulk_create([
+        _event(organization=organization, actor=actor, action=action, target=target, details=details,
+               request=request) for target, details in entries])
 
 
 def events_of(*, organization: Organization, action: str | None = None, actor_id: int | None = None,

@@ -19,11 +19,12 @@ Workspaces and projects live in the organization's schema; grants hold their ids
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts import audit
@@ -204,158 +205,249 @@ def strongest_role(mappings: GroupMappings, groups) -> str | None:
     return min(roles, key=_ROLE_STRENGTH.__getitem__) if roles else None
 
 
-def _grants(*, organization: Organization, user: User, source: str) -> dict[tuple[str, int], SsoGrant]:
-    rows = SsoGrant.objects.select_for_update().filter(organization=organization, user=user, source=source)
-    return {(row.kind, row.target_id): row for row in rows}
+def _wanted_projects(mappings: GroupMappings, groups: frozenset[str]) -> dict[int, str]:
+    """Project id -> the project role override the groups give ("" for Inherit)."""
+    wanted: dict[int, str] = {}
+    for project_id, group, role in mappings.projects:
+        if group in groups:
+            # Two groups on one project: the stronger override wins (Reviewer over Annotator).
+            previous = wanted.get(project_id)
+            wanted[project_id] = role if previous in (None, "") or role == Role.REVIEWER else previous
+    return wanted
 
 
-def _grant(*, organization: Organization, user: User, source: str, kind: str, target_id: int = 0, role: str = "",
-           replaced_role: str = "") -> None:
-    SsoGrant.objects.update_or_create(
-        organization=organization, user=user, source=source, kind=kind, target_id=target_id,
-        defaults={"role": role, "replaced_role": replaced_role},
-    )
+_DELETE_PAIRS_SQL = """
+DELETE FROM {table} AS row USING unnest(%s::bigint[], %s::bigint[]) AS pair(user_id, target_id)
+WHERE row.user_id = pair.user_id AND row.{column} = pair.target_id
+"""
 
 
-def _sync_role(*, membership: Membership, organization: Organization, wanted: str | None, grant: SsoGrant | None,
-               source: str, result: SyncResult) -> None:
-    if membership.role == Role.OWNER:
-        return
-    current = membership.role
-    if wanted is not None:
-        if current != wanted:
-            replaced = grant.replaced_role if grant is not None else current
-            membership.role = wanted
-            membership.save(update_fields=["role", "updated_at"])
-            _grant(organization=organization, user=membership.user, source=source, kind=SsoGrant.Kind.ROLE,
-                   role=wanted, replaced_role=replaced)
-            result.role = {"from": current, "to": wanted}
-        return
-    if grant is None:
-        return
-    if current == grant.role:
-        # Set by SSO and not changed by hand since: back to what the member had before.
-        restored = grant.replaced_role or organization.default_role
-        if restored in INACTIVE_ROLES or restored == Role.OWNER:
-            restored = organization.default_role
-        if restored != current:
-            membership.role = restored
-            membership.save(update_fields=["role", "updated_at"])
-            result.role = {"from": current, "to": restored}
-    grant.delete()
+def _delete_pairs(model, *, column: str, pairs: list[tuple[int, int]]) -> None:
+    """Delete the rows of `model` for each (user id, `column` value) pair, in one statement."""
+    if pairs:
+        with connection.cursor() as cursor:
+            cursor.execute(_DELETE_PAIRS_SQL.format(table=model._meta.db_table, column=column),  # noqa: S608 - ours
+                           [[user_id for user_id, _ in pairs], [target for _, target in pairs]])
 
 
-def _sync_workspaces(*, organization: Organization, user: User, wanted_titles: set[str],
-                     grants: dict[tuple[str, int], SsoGrant], source: str, result: SyncResult) -> None:
-    from workspaces.models import Workspace, WorkspaceMembership
+class _Batch:
+    """One sync of many members of one organization through one protocol: every read is a query per
+    table for all of them, every write a statement per kind of change (a group of thousands joins in
+    a handful of statements, not thousands)."""
 
-    wanted = set(Workspace.objects.filter(title__in=wanted_titles, is_personal=False, is_archived=False)
-                 .values_list("pk", flat=True)) if wanted_titles else set()
-    granted = {target for kind, target in grants if kind == SsoGrant.Kind.WORKSPACE}
-    current = set(WorkspaceMembership.objects.filter(user_id=user.pk, workspace_id__in=wanted | granted)
-                  .values_list("workspace_id", flat=True))
-    added = sorted(wanted - current)
-    WorkspaceMembership.objects.bulk_create([WorkspaceMembership(workspace_id=pk, user_id=user.pk) for pk in added],
-                                            ignore_conflicts=True)
-    for pk in added:
-        _grant(organization=organization, user=user, source=source, kind=SsoGrant.Kind.WORKSPACE, target_id=pk)
-    removed = sorted(granted - wanted)
-    if removed:
-        WorkspaceMembership.objects.filter(user_id=user.pk, workspace_id__in=removed).delete()
-        SsoGrant.objects.filter(pk__in=[grants[(SsoGrant.Kind.WORKSPACE, pk)].pk for pk in removed]).delete()
-    result.workspaces_added = added
-    result.workspaces_removed = sorted(set(removed) & current)
+    def __init__(self, *, organization: Organization, source: str, mappings: GroupMappings):
+        self.organization, self.source, self.mappings = organization, source, mappings
+        self.grants_to_write: list[SsoGrant] = []
+        self.grants_to_delete: list[int] = []
+        self.memberships_changed: list[Membership] = []
+
+    def grant(self, *, user_id: int, kind: str, target_id: int = 0, role: str = "", replaced_role: str = "") -> None:
+        self.grants_to_write.append(SsoGrant(organization=self.organization, user_id=user_id, source=self.source,
+                                             kind=kind, target_id=target_id, role=role, replaced_role=replaced_role))
+
+    def grants_of(self, user_ids) -> dict[int, dict[tuple[str, int], SsoGrant]]:
+        found: dict[int, dict[tuple[str, int], SsoGrant]] = {user_id: {} for user_id in user_ids}
+        rows = SsoGrant.objects.select_for_update().filter(organization=self.organization, source=self.source,
+                                                          user_id__in=list(user_ids)).order_by("id")
+        for row in rows:
+            found[row.user_id][(row.kind, row.target_id)] = row
+        return found
+
+    # --- the organization role ---------------------------------------------------------------------
+
+    def sync_role(self, *, membership: Membership, wanted: str | None, grant: SsoGrant | None,
+                  result: SyncResult) -> None:
+        if membership.role == Role.OWNER:
+            return
+        current = membership.role
+        if wanted is not None:
+            if current != wanted:
+                self._set_role(membership, wanted, result)
+                self.grant(user_id=membership.user_id, kind=SsoGrant.Kind.ROLE, role=wanted,
+                           replaced_role=grant.replaced_role if grant is not None else current)
+            return
+        if grant is None:
+            return
+        if current == grant.role:
+            # Set by SSO and not changed by hand since: back to what the member had before.
+            restored = grant.replaced_role or self.organization.default_role
+            if restored in INACTIVE_ROLES or restored == Role.OWNER:
+                restored = self.organization.default_role
+            if restored != current:
+                self._set_role(membership, restored, result)
+        self.grants_to_delete.append(grant.pk)
+
+    def _set_role(self, membership: Membership, role: str, result: SyncResult) -> None:
+        result.role = {"from": membership.role, "to": role}
+        membership.role = role
+        membership.updated_at = timezone.now()  # bulk_update leaves auto_now alone
+        self.memberships_changed.append(membership)
+
+    # --- workspaces --------------------------------------------------------------------------------
+
+    def sync_workspaces(self, *, wanted_titles: dict[int, set[str]], grants, results: dict[int, SyncResult]) -> None:
+        from workspaces.models import Workspace, WorkspaceMembership
+
+        titles = set().union(*wanted_titles.values()) if wanted_titles else set()
+        ids_by_title: dict[str, list[int]] = {}
+        for pk, title in (Workspace.objects.filter(title__in=titles, is_personal=False, is_archived=False)
+                          .values_list("pk", "title") if titles else []):
+            ids_by_title.setdefault(title, []).append(pk)
+        wanted = {user_id: {pk for title in user_titles for pk in ids_by_title.get(title, [])}
+                  for user_id, user_titles in wanted_titles.items()}
+        granted = {user_id: {target for kind, target in grants[user_id] if kind == SsoGrant.Kind.WORKSPACE}
+                   for user_id in wanted}
+        involved = set().union(*wanted.values(), *granted.values())
+        current: dict[int, set[int]] = {user_id: set() for user_id in wanted}
+        if involved:
+            for user_id, workspace_id in WorkspaceMembership.objects.filter(
+                    user_id__in=list(wanted), workspace_id__in=involved).values_list("user_id", "workspace_id"):
+                current[user_id].add(workspace_id)
+        adds, removals = [], []
+        for user_id in wanted:
+            added = sorted(wanted[user_id] - current[user_id])
+            removed = sorted(granted[user_id] - wanted[user_id])
+            adds += [WorkspaceMembership(workspace_id=pk, user_id=user_id) for pk in added]
+            for pk in added:
+                self.grant(user_id=user_id, kind=SsoGrant.Kind.WORKSPACE, target_id=pk)
+            removals += [(user_id, pk) for pk in removed]
+            self.grants_to_delete += [grants[user_id][(SsoGrant.Kind.WORKSPACE, pk)].pk for pk in removed]
+            results[user_id].workspaces_added = added
+            results[user_id].workspaces_removed = sorted(set(removed) & current[user_id])
+        WorkspaceMembership.objects.bulk_create(adds, ignore_conflicts=True)
+        _delete_pairs(WorkspaceMembership, column="workspace_id", pairs=removals)
+
+    # --- projects and project roles ----------------------------------------------------------------
+
+    def sync_projects(self, *, wanted_roles: dict[int, dict[int, str]], grants, results: dict[int, SyncResult]) -> None:
+        from labeling.models import Project, ProjectMember, ProjectRole
+
+        mapped = set().union(*(set(roles) for roles in wanted_roles.values())) if wanted_roles else set()
+        existing = set(Project.objects.filter(pk__in=mapped).values_list("pk", flat=True)) if mapped else set()
+        involved: dict[int, set[int]] = {}
+        for user_id, roles in wanted_roles.items():
+            wanted_roles[user_id] = {pk: role for pk, role in roles.items() if pk in existing}
+            involved[user_id] = set(wanted_roles[user_id]) | {
+                target for kind, target in grants[user_id]
+                if kind in (SsoGrant.Kind.PROJECT, SsoGrant.Kind.PROJECT_ROLE)}
+        projects = set().union(*involved.values()) if involved else set()
+        members: dict[int, set[int]] = {user_id: set() for user_id in wanted_roles}
+        overrides: dict[int, dict[int, str]] = {user_id: {} for user_id in wanted_roles}
+        if projects:
+            users = list(wanted_roles)
+            for user_id, project_id in ProjectMember.objects.filter(
+                    user_id__in=users, project_id__in=projects, enabled=True).values_list("user_id", "project_id"):
+                members[user_id].add(project_id)
+            for user_id, project_id, role in ProjectRole.objects.filter(
+                    user_id__in=users, project_id__in=projects).values_list("user_id", "project_id", "role"):
+                overrides[user_id][project_id] = role
+
+        member_adds, member_removals, role_sets, role_removals = [], [], [], []
+        for user_id, roles in wanted_roles.items():
+            user_grants, result = grants[user_id], results[user_id]
+            granted = {target for kind, target in user_grants if kind == SsoGrant.Kind.PROJECT}
+            granted_roles = {target for kind, target in user_grants if kind == SsoGrant.Kind.PROJECT_ROLE}
+            added = sorted(set(roles) - members[user_id])
+            removed = sorted(granted - set(roles))
+            member_adds += [ProjectMember(project_id=pk, user_id=user_id, enabled=True) for pk in added]
+            for pk in added:
+                self.grant(user_id=user_id, kind=SsoGrant.Kind.PROJECT, target_id=pk)
+            member_removals += [(user_id, pk) for pk in removed]
+            self.grants_to_delete += [user_grants[(SsoGrant.Kind.PROJECT, pk)].pk for pk in removed]
+            result.projects_added = added
+            result.projects_removed = sorted(set(removed) & members[user_id])
+            for pk in sorted(involved[user_id]):
+                role, ours = roles.get(pk) or "", pk in granted_roles
+                current = overrides[user_id].get(pk)
+                if role and (current is None or ours):
+                    if current != role:
+                        role_sets.append(ProjectRole(project_id=pk, user_id=user_id, role=role))
+                        result.project_roles[pk] = role
+                    self.grant(user_id=user_id, kind=SsoGrant.Kind.PROJECT_ROLE, target_id=pk, role=role)
+                elif not role and ours:
+                    grant = user_grants[(SsoGrant.Kind.PROJECT_ROLE, pk)]
+                    if current == grant.role:
+                        role_removals.append((user_id, pk))
+                        result.project_roles[pk] = None
+                    self.grants_to_delete.append(grant.pk)
+        ProjectMember.objects.bulk_create(member_adds, update_conflicts=True, unique_fields=["project", "user"],
+                                          update_fields=["enabled"])
+        _delete_pairs(ProjectMember, column="project_id", pairs=member_removals)
+        ProjectRole.objects.bulk_create(role_sets, update_conflicts=True, unique_fields=["project", "user"],
+                                        update_fields=["role", "updated_at"])
+        _delete_pairs(ProjectRole, column="project_id", pairs=role_removals)
+
+    # --- writing it down ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        Membership.objects.bulk_update(self.memberships_changed, ["role", "updated_at"])
+        SsoGrant.objects.filter(pk__in=self.grants_to_delete).delete()
+        SsoGrant.objects.bulk_create(
+            self.grants_to_write, update_conflicts=True,
+            unique_fields=["organization", "user", "source", "kind", "target_id"],
+            update_fields=["role", "replaced_role", "updated_at"],
+        )
 
 
-def _sync_projects(*, organization: Organization, user: User, wanted_roles: dict[int, str],
-                   grants: dict[tuple[str, int], SsoGrant], source: str, result: SyncResult) -> None:
-    from labeling.models import Project, ProjectMember, ProjectRole
-
-    if wanted_roles:
-        existing = set(Project.objects.filter(pk__in=wanted_roles).values_list("pk", flat=True))
-        wanted_roles = {pk: role for pk, role in wanted_roles.items() if pk in existing}
-    wanted = set(wanted_roles)
-    granted = {target for kind, target in grants if kind == SsoGrant.Kind.PROJECT}
-    granted_roles = {target for kind, target in grants if kind == SsoGrant.Kind.PROJECT_ROLE}
-    involved = wanted | granted | granted_roles
-    members = set(ProjectMember.objects.filter(user_id=user.pk, project_id__in=involved, enabled=True)
-                  .values_list("project_id", flat=True))
-    roles = dict(ProjectRole.objects.filter(user_id=user.pk, project_id__in=involved)
-                 .values_list("project_id", "role"))
-
-    added = sorted(wanted - members)
-    for pk in added:
-        ProjectMember.objects.update_or_create(project_id=pk, user_id=user.pk, defaults={"enabled": True})
-        _grant(organization=organization, user=user, source=source, kind=SsoGrant.Kind.PROJECT, target_id=pk)
-    removed = sorted(granted - wanted)
-    if removed:
-        ProjectMember.objects.filter(user_id=user.pk, project_id__in=removed).delete()
-        SsoGrant.objects.filter(pk__in=[grants[(SsoGrant.Kind.PROJECT, pk)].pk for pk in removed]).delete()
-    result.projects_added = added
-    result.projects_removed = sorted(set(removed) & members)
-
-    for pk in sorted(involved):
-        role = wanted_roles.get(pk) or ""
-        ours = pk in granted_roles
-        if role and (pk not in roles or ours):
-            if roles.get(pk) != role:
-                ProjectRole.objects.update_or_create(project_id=pk, user_id=user.pk, defaults={"role": role})
-                result.project_roles[pk] = role
-            _grant(organization=organization, user=user, source=source, kind=SsoGrant.Kind.PROJECT_ROLE,
-                   target_id=pk, role=role)
-        elif not role and ours:
-            if roles.get(pk) == grants[(SsoGrant.Kind.PROJECT_ROLE, pk)].role:
-                ProjectRole.objects.filter(project_id=pk, user_id=user.pk).delete()
-                result.project_roles[pk] = None
-            grants[(SsoGrant.Kind.PROJECT_ROLE, pk)].delete()
+def access_sync_many(*, organization: Organization, source: str, groups_of: Mapping[User, Iterable[str]],
+                     mappings: GroupMappings, create_membership: bool = False) -> dict[int, SyncResult]:
+    """Give each user what their `groups` map to in `organization`, and take back what SSO
+    (`source`: saml or scim) gave through groups they left; results by user id. With
+    `create_membership`, a person who is not a member yet joins with the mapped role (else the
+    organization's default role); otherwise non-members are left alone (their result's membership
+    is None). Deactivated members get nothing. One transaction, a statement or two per table
+    whatever the number of users; audited as "sso.access_synced" for each member whose access
+    changed."""
+    users = {user.pk: user for user in groups_of}
+    groups = {user.pk: frozenset(group.strip() for group in user_groups if isinstance(group, str) and group.strip())
+              for user, user_groups in groups_of.items()}
+    results = {user_id: SyncResult(membership=None) for user_id in users}
+    batch = _Batch(organization=organization, source=source, mappings=mappings)
+    with transaction.atomic():
+        memberships = {row.user_id: row for row in Membership.objects.select_for_update()
+                       .filter(organization=organization, user_id__in=list(users)).order_by("user_id")}
+        wanted_roles = {user_id: strongest_role(mappings, groups[user_id]) for user_id in users}
+        joining = [Membership(user=users[user_id], organization=organization,
+                              role=wanted_roles[user_id] or organization.default_role)
+                   for user_id in users if user_id not in memberships and create_membership]
+        for membership in Membership.objects.bulk_create(joining):
+            memberships[membership.user_id] = membership
+            results[membership.user_id].created = True
+            wanted = wanted_roles[membership.user_id]
+            if wanted is not None and wanted != organization.default_role:
+                batch.grant(user_id=membership.user_id, kind=SsoGrant.Kind.ROLE, role=wanted,
+                            replaced_role=organization.default_role)
+        for user_id, membership in memberships.items():
+            membership.user = users[user_id]
+            results[user_id].membership = membership
+        active = [user_id for user_id, membership in memberships.items() if membership.role not in INACTIVE_ROLES]
+        grants = batch.grants_of(active)
+        for user_id in active:
+            if not results[user_id].created:
+                batch.sync_role(membership=memberships[user_id], wanted=wanted_roles[user_id],
+                                grant=grants[user_id].get((SsoGrant.Kind.ROLE, 0)), result=results[user_id])
+        with tenant_context(organization):
+            batch.sync_workspaces(
+                wanted_titles={user_id: {title for title, group in mappings.workspaces if group in groups[user_id]}
+                               for user_id in active},
+                grants=grants, results=results)
+            batch.sync_projects(wanted_roles={user_id: _wanted_projects(mappings, groups[user_id])
+                                              for user_id in active},
+                                grants=grants, results=results)
+        batch.flush()
+        changed = [user_id for user_id in active if results[user_id].changed] + [
+            user_id for user_id in users if user_id not in active and results[user_id].created]
+        audit.record_many(organization=organization, actor=None, action="sso.access_synced", entries=[
+            (users[user_id], {"user_id": user_id, "email": users[user_id].email, **results[user_id].details(source)})
+            for user_id in changed])
+    return results
 
 
 def access_sync(*, organization: Organization, user: User, source: str, groups: Iterable[str],
                 mappings: GroupMappings, create_membership: bool) -> SyncResult:
-    """Give `user` what `groups` map to in `organization`, and take back what SSO (`source`: saml
-    or scim) gave through groups they left. With `create_membership`, a person who is not a member
-    yet joins with the mapped role (else the organization's default role); otherwise a non-member is
-    left alone (result.membership None). A deactivated member gets nothing. One transaction;
-    audited as "sso.access_synced" when anything changed."""
-    groups = frozenset(group.strip() for group in groups if isinstance(group, str) and group.strip())
-    result = SyncResult(membership=None)
-    with transaction.atomic():
-        membership = (Membership.objects.select_for_update().select_related("user")
-                      .filter(user=user, organization=organization).first())
-        wanted_role = strongest_role(mappings, groups)
-        if membership is None:
-            if not create_membership:
-                return result
-            role = wanted_role or organization.default_role
-            membership = Membership.objects.create(user=user, organization=organization, role=role)
-            result.created = True
-            if wanted_role is not None and wanted_role != organization.default_role:
-                _grant(organization=organization, user=user, source=source, kind=SsoGrant.Kind.ROLE,
-                       role=wanted_role, replaced_role=organization.default_role)
-        result.membership = membership
-        if membership.role in INACTIVE_ROLES:
-            return result
-        grants = _grants(organization=organization, user=user, source=source)
-        if not result.created:
-            _sync_role(membership=membership, organization=organization, wanted=wanted_role,
-                       grant=grants.get((SsoGrant.Kind.ROLE, 0)), source=source, result=result)
-        with tenant_context(organization):
-            _sync_workspaces(organization=organization, user=user,
-                             wanted_titles={title for title, group in mappings.workspaces if group in groups},
-                             grants=grants, source=source, result=result)
-            wanted_projects: dict[int, str] = {}
-            for project_id, group, role in mappings.projects:
-                if group in groups:
-                    # Two groups on one project: the stronger override wins (Reviewer over Annotator).
-                    previous = wanted_projects.get(project_id)
-                    wanted_projects[project_id] = role if previous in (None, "") or role == Role.REVIEWER \
-                        else previous
-            _sync_projects(organization=organization, user=user, wanted_roles=wanted_projects, grants=grants,
-                           source=source, result=result)
-        if result.changed:
-            audit.record(organization=organization, actor=None, action="sso.access_synced", target=user,
-                         details={"user_id": user.pk, "email": user.email, **result.details(source)})
-    return result
+    """`access_sync_many` for one person (a SAML login)."""
+    return access_sync_many(organization=organization, source=source, groups_of={user: groups},
+                            mappings=mappings, create_membership=create_membership)[user.pk]
 
 
 def grants_forget(*, organization: Organization, user: User, source: str | None = None) -> int:

@@ -56,7 +56,7 @@ from accounts import audit
 from accounts.models import INACTIVE_ROLES, Membership, Role, User
 from accounts.organizations import forget_member_in_schema, lock_owners
 from accounts.services import member_tokens_revoke
-from sso.grants import GroupMappings, access_sync, grants_forget, mappings_clean
+from sso.grants import GroupMappings, access_sync_many, grants_forget, mappings_clean
 from sso.models import ScimGroup, ScimGroupMember, ScimSettings, ScimUser, SsoGrant
 from sso.scim_filter import FilterError, FilterField, case_insensitive_equal, filter_to_q, parse_filter
 from sso.scim_patch import ResourceSpec, ScimError, document_clean, invalid_value, operations_parse, patch_apply
@@ -461,10 +461,8 @@ def access_resync(*, organization: Organization, user_ids) -> int:
         return 0  # nothing to give and nothing given to take back
     names = _group_names_of(organization=organization, user_ids=user_ids)
     users = User.objects.in_bulk(user_ids)
-    for user_id in user_ids:
-        if user_id in users:
-            access_sync(organization=organization, user=users[user_id], source=SsoGrant.Source.SCIM,
-                        groups=names.get(user_id, []), mappings=mappings, create_membership=False)
+    access_sync_many(organization=organization, source=SsoGrant.Source.SCIM, mappings=mappings,
+                     groups_of={user: names.get(user_id, []) for user_id, user in users.items()})
     return len(user_ids)
 
 
