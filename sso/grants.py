@@ -381,7 +381,11 @@ class _Batch:
 
     def flush(self) -> None:
         Membership.objects.bulk_update(self.memberships_changed, ["role", "updated_at"])
-        SsoGrant.objects.filter(pk__in=self.grants_to_delete).delete()
+        if self.grants_to_delete:
+            # One statement (the ORM's delete() collects and deletes in chunks of a hundred).
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {SsoGrant._meta.db_table} WHERE id = ANY(%s)",  # noqa: S608 - ours
+                               [self.grants_to_delete])
         SsoGrant.objects.bulk_create(
             self.grants_to_write, update_conflicts=True,
             unique_fields=["organization", "user", "source", "kind", "target_id"],

@@ -191,3 +191,30 @@ def test_syncing_in_org_a_touches_nothing_in_org_b(world, setting):
                  list(ProjectMember.objects.values_list("id", flat=True)))
     assert after == before
     assert Membership.objects.get(user=user, organization=world.org_b).role == Role.ANNOTATOR
+
+
+def test_many_members_are_synced_with_the_same_number_of_statements_as_a_few(world, setting):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sso.grants import access_sync_many
+
+    row, _ = setting
+    mappings = GroupMappings.of(row)
+
+    def statements_for(count: int, name: str) -> int:
+        people = [accounts.user_create(email=f"{name}-{n}@idp-a.test", password=PASSWORD) for n in range(count)]
+        with CaptureQueriesContext(connection) as joined:
+            results = access_sync_many(organization=world.org_a, source="scim", mappings=mappings,
+                                       create_membership=True,
+                                       groups_of={person: ["editors", "staff"] for person in people})
+        assert all(result.membership.role == Role.MANAGER for result in results.values())
+        assert _access(world, people[-1]) == ("MA", {"Legal", "Archive"}, {"Charters", "Letters"},
+                                              {"Charters": "RE"})
+        with CaptureQueriesContext(connection) as left:
+            access_sync_many(organization=world.org_a, source="scim", mappings=mappings,
+                             groups_of={person: [] for person in people})
+        assert _access(world, people[0]) == ("AN", set(), set(), {})
+        return len(joined) + len(left)
+
+    assert statements_for(3, "few") == statements_for(40, "many")
