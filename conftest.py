@@ -218,6 +218,10 @@ def pytest_configure(config):
     os.environ["CACHE_KEY_PREFIX"] = f"test-{os.getpid()}-"
     for name, alias in settings.CACHES.items():
         alias["KEY_PREFIX"] = os.environ["CACHE_KEY_PREFIX"] + ("shared" if name == "shared" else "")
+    # The realtime server's Redis keys and channel-layer groups too (group names carry schema
+    # names, which every run's organizations share).
+    settings.CACHE_KEY_PREFIX = os.environ["CACHE_KEY_PREFIX"]
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{settings.CACHE_KEY_PREFIX}asgi"
 
 
 @pytest.fixture(scope="session")
@@ -369,15 +373,12 @@ def _database_url_of(settings_dict: dict) -> str:
     return f"postgres://{settings_dict['USER']}{password}@{quote(host, safe='')}{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def live_server_url(world, django_db_blocker) -> str:
-    """daphne serving the test database, as `make run` serves the real one."""
-    from django.db import connection
-
-    with django_db_blocker.unblock():
-        url = _database_url_of(connection.settings_dict)
+def start_daphne(database_url: str, *, extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """A daphne process on `database_url` (this run's Redis and cache prefix); (process, base URL)
+    once it answers /health."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "platform_core.settings"}
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "platform_core.settings",
+           **(extra_env or {})}
     server = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "platform_core.asgi:application"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -392,11 +393,58 @@ def live_server_url(world, django_db_blocker) -> str:
                 break
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
                 raise RuntimeError(f"daphne did not start: {server.stderr.read().decode()[-2000:]}") from None
             time.sleep(0.2)
+    return server, base
+
+
+def _serve_test_database(django_db_blocker):
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        url = _database_url_of(connection.settings_dict)
+    server, base = start_daphne(url)
     yield base
     server.terminate()
     server.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(world, django_db_blocker) -> str:
+    """daphne serving the test database, as `make run` serves the real one."""
+    yield from _serve_test_database(django_db_blocker)
+
+
+@pytest.fixture(scope="session")
+def second_live_server_url(world, django_db_blocker) -> str:
+    """Another daphne process on the same database and Redis (realtime events cross processes)."""
+    yield from _serve_test_database(django_db_blocker)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_queue(world, redis_url, django_db_blocker, tmp_path_factory) -> str:
+    """A Celery worker process on the test database and this run's Redis, consuming a queue of its
+    own (other runs may share the broker): send it jobs with `apply_async(queue=...)`."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        database_url = _database_url_of(connection.settings_dict)
+    queue = f"test-worker-{os.getpid()}"
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url}
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "celery", "-A", "platform_core", "worker", "--pool=solo", "-Q", queue,
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),  # noqa: SIM115
+    )
+    try:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the Celery worker did not start: {log.read_text()[-2000:]}")
+        yield queue
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
 
 
 @pytest.fixture(scope="session")

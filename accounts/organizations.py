@@ -27,6 +27,7 @@ from accounts.models import (
     Role,
     User,
 )
+from realtime import events as realtime
 from tenants.models import Organization
 
 ROLE_CODES: tuple[str, ...] = tuple(Role.values)
@@ -172,6 +173,8 @@ def membership_role_change(*, organization: Organization, actor: Actor, membersh
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     action = "member.deactivated" if role in INACTIVE_ROLES else "member.role_changed"
+    if role in INACTIVE_ROLES:
+        realtime.member_removed(organization=organization, user=membership.user)
     audit.record(organization=organization, actor=actor, action=action, target=membership.user,
                  details={"user_id": membership.user_id, "email": membership.user.email, "from": previous,
                           "to": role}, request=request)
@@ -195,6 +198,7 @@ def membership_remove(*, organization: Organization, actor: Actor, membership: M
     membership.delete()
     User.objects.filter(pk=user.pk, active_organization=organization).update(active_organization=None)
     forget_member_in_schema(organization=organization, user_id=user.pk)
+    realtime.member_removed(organization=organization, user=user)
     audit.record(organization=organization, actor=actor, action="member.removed", target=user,
                  details={"user_id": user.pk, "email": user.email, "role": previous}, request=request)
 

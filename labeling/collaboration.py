@@ -23,6 +23,7 @@ from labeling.models import (
 )
 from labeling.ocr_validation import ResultError, validate_result
 from labeling.services import _refresh_task_counters, _validated_result, config_parse
+from realtime import events as realtime
 
 History = AnnotationHistory.Action
 
@@ -132,6 +133,7 @@ def review_create(*, annotation: Annotation, user, accepted: bool, result=None, 
     review.save(update_fields=["last_annotation_history", "fixed_annotation_history"])
     if comment:
         comment_create(user=user, annotation=annotation, text=comment)
+    realtime.review_created(review=review, annotation=annotation, user=user)
     return review
 
 

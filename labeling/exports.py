@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -24,6 +25,7 @@ from django_tenants.utils import tenant_context
 from labeling import export_formats
 from labeling.models import Project
 from labeling.selectors import task_json_expression
+from realtime import events as realtime
 
 FORMATS = [
     {"name": "JSON", "title": "JSON", "description": "List of tasks with their annotations and predictions."},
@@ -33,6 +35,8 @@ FORMATS = [
     *export_formats.FORMATS,
 ]
 FETCH_SIZE = 1000
+# Rows between two job.progress events of a snapshot, at least.
+PROGRESS_MIN_STEP = 1000
 # JSON_MIN keeps the meaningful part of a result value: labels for `labels`, text for `textarea`...
 VALUE_KEY_OF_TYPE = {"textarea": "text"}
 
@@ -211,13 +215,22 @@ def build_snapshot(*, snapshot) -> None:
         return _task_rows(project=snapshot.project, download_all_tasks=download_all, task_ids=None)
 
     counted = {"task_number": 0}
+    tasks = snapshot.project.tasks.all()
+    if not download_all:
+        tasks = tasks.filter(Q(total_annotations__gt=0) | Q(cancelled_annotations__gt=0))
+    progress = {"project_id": snapshot.project_id, "kind": "export", "job_id": snapshot.pk, "total": tasks.count()}
+    # About ten progress events, whatever the size.
+    step = max(PROGRESS_MIN_STEP, progress["total"] // 10)
 
     def counting():
         for row in rows():
             counted["task_number"] += 1
+            if counted["task_number"] % step == 0:
+                realtime.job_progress(**progress, status=ExportStatus.IN_PROGRESS, done=counted["task_number"])
             yield row
 
     type(snapshot).objects.filter(pk=snapshot.pk).update(status=ExportStatus.IN_PROGRESS)
+    realtime.job_progress(**progress, status=ExportStatus.IN_PROGRESS, done=0)
     name = file_name(project=snapshot.project, export_type="JSON")
     try:
         path, md5 = _write_to_storage(
@@ -227,10 +240,13 @@ def build_snapshot(*, snapshot) -> None:
         type(snapshot).objects.filter(pk=snapshot.pk).update(
             status=ExportStatus.FAILED, traceback=repr(exc), finished_at=timezone.now()
         )
+        realtime.job_progress(**progress, status=ExportStatus.FAILED, done=counted["task_number"])
         raise
     snapshot.file.name, snapshot.md5, snapshot.counters = path, md5, counted
     snapshot.status, snapshot.finished_at = ExportStatus.COMPLETED, timezone.now()
     snapshot.save(update_fields=["file", "md5", "counters", "status", "finished_at"])
+    realtime.job_progress(**{**progress, "total": counted["task_number"]}, status=ExportStatus.COMPLETED,
+                          done=counted["task_number"])
 
 
 def convert_snapshot(*, converted) -> None:

@@ -7,7 +7,7 @@ tenant_context set it). Multi-row writes are one transaction; bulk paths use COP
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.core.exceptions import ValidationError
@@ -27,6 +27,7 @@ from labeling.label_config import (
 from labeling.members import ensure_not_paused
 from labeling.models import Annotation, AnnotationHistory, Prediction, Project, Task, TaskAssignment
 from labeling.ocr_validation import ResultError, validate_result
+from realtime import events as realtime
 
 LABEL_RESULT_TYPES = (
     "labels", "rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "choices",
@@ -428,10 +429,11 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
         last_action="submitted" if not was_cancelled else "skipped",
     )
     _refresh_task_counters([task.pk])
-    task_lock_release(task_id=task.pk, user=completed_by or user)
+    task_lock_release(task_id=task.pk, user=completed_by or user, reason="skipped" if was_cancelled else "submitted")
     _record_revision(annotation=annotation, user=user, draft_of_annotation=None)
     webhooks.emit(project_id=project.pk, action="ANNOTATION_CREATED",
                   payload_factory=lambda: webhooks.annotation_event(annotation))
+    realtime.annotation_changed(annotation=annotation, action="created", user=completed_by or user)
     return annotation
 
 
@@ -461,6 +463,7 @@ def annotation_update(*, annotation: Annotation, user, fields: dict) -> Annotati
     _record_revision(annotation=annotation, user=user, draft_of_annotation=annotation.pk)
     webhooks.emit(project_id=annotation.project_id, action="ANNOTATION_UPDATED",
                   payload_factory=lambda: webhooks.annotation_event(annotation))
+    realtime.annotation_changed(annotation=annotation, action="updated", user=user)
     return annotation
 
 
@@ -468,9 +471,10 @@ def annotation_update(*, annotation: Annotation, user, fields: dict) -> Annotati
 def annotation_delete(*, annotation: Annotation) -> None:
     webhooks.emit(project_id=annotation.project_id, action="ANNOTATIONS_DELETED",
                   payload_factory=lambda: webhooks.annotations_deleted_event(annotation.project, [annotation.pk]))
-    task_id = annotation.task_id
+    task_id, annotation_id = annotation.task_id, annotation.pk
     annotation.delete()
     _refresh_task_counters([task_id])
+    realtime.annotations_deleted(project_id=annotation.project_id, annotation_ids=[annotation_id], task_ids=[task_id])
 
 
 @transaction.atomic
@@ -491,6 +495,7 @@ def annotations_bulk_create(*, project: Project, user, task_ids: list[int], resu
     ids = [annotation.pk for annotation in created]
     webhooks.emit(project_id=project.pk, action="ANNOTATIONS_CREATED",
                   payload_factory=lambda: webhooks.annotations_created_event(project, ids))
+    realtime.annotations_bulk_created(project_id=project.pk, annotation_ids=ids, task_ids=list(existing), user=user)
     return ids
 
 
@@ -505,8 +510,10 @@ def annotations_bulk_delete(*, project: Project, annotation_ids: list[int] | Non
     affected = list(queryset.values_list("task_id", flat=True).distinct())
     webhooks.emit(project_id=project.pk, action="ANNOTATIONS_DELETED", payload_factory=lambda: (
         webhooks.annotations_deleted_event(project, list(queryset.values_list("pk", flat=True)))))
+    deleted_ids = list(queryset.values_list("pk", flat=True))
     count, _ = queryset.delete()
     _refresh_task_counters(affected)
+    realtime.annotations_deleted(project_id=project.pk, annotation_ids=deleted_ids, task_ids=affected)
     return count
 
 
@@ -663,7 +670,9 @@ def next_task_for(*, project: Project, user) -> Task | None:
     held = (TaskLock.objects.filter(task__project=project, user=user, expires_at__gt=now)
             .exclude(task__annotations__completed_by=user).order_by("id").first())
     if held is not None:
-        TaskLock.objects.filter(pk=held.pk).update(expires_at=now + _lock_ttl(project))
+        until = now + _lock_ttl(project)
+        TaskLock.objects.filter(pk=held.pk).update(expires_at=until)
+        realtime.lock_extended(task_id=held.task_id, user_id=user.pk, until=until)
         return Task.objects.get(pk=held.task_id)
     has_assignments = TaskAssignment.objects.filter(
         task__project=project, assignee=user, type=TaskAssignment.Type.ANNOTATE).exists()
@@ -688,17 +697,72 @@ def _reserve_next(*, project: Project, user, now, assigned: bool) -> Task | None
             task_id = row[0]
             cursor.execute(_stream_sql(_STREAM_STILL_FREE_SQL, project), {**params, "task": task_id})
             if cursor.fetchone()[0]:
-                TaskLock.objects.update_or_create(
-                    task_id=task_id, user=user, defaults={"expires_at": now + _lock_ttl(project)}
-                )
+                until = now + _lock_ttl(project)
+                TaskLock.objects.update_or_create(task_id=task_id, user=user, defaults={"expires_at": until})
+                realtime.lock_taken(project_id=project.pk, task_id=task_id, user=user, until=until)
                 return Task.objects.get(pk=task_id)
         tried.append(task_id)
 
 
-def task_lock_release(*, task_id: int, user) -> None:
+# Take or extend a lock in one statement; answers the expiry it had before (NULL: there was none).
+_LOCK_UPSERT_SQL = """
+WITH previous AS (SELECT expires_at FROM labeling_tasklock WHERE task_id = %(task)s AND user_id = %(user)s)
+INSERT INTO labeling_tasklock (task_id, user_id, expires_at, created_at) VALUES (%(task)s, %(user)s, %(until)s, now())
+ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+RETURNING (SELECT expires_at FROM previous)
+"""
+
+
+def task_lock_take(*, task: Task, user) -> datetime | None:
+    """Take (or extend) this user's lock on a task they opened (the realtime `task.open`), by the
+    label stream's rule: only while annotations and other users' live locks stay under its overlap.
+    Returns when the lock ends, or None when the task is already held up to its overlap.
+
+    The task row is locked first, as the label stream locks its candidate, so the two never both
+    hand out the last place on a task."""
+    project = task.project
+    ensure_not_paused(project_id=project.pk, user=user)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM labeling_task WHERE id = %s FOR UPDATE", [task.pk])
+        cursor.execute(_stream_sql(_STREAM_STILL_FREE_SQL, project), {"task": task.pk, "user": user.pk})
+        if not cursor.fetchone()[0]:
+            return None
+        now = timezone.now()
+        until = now + _lock_ttl(project)
+        cursor.execute(_LOCK_UPSERT_SQL, {"task": task.pk, "user": user.pk, "until": until})
+        previous = cursor.fetchone()[0]
+        if previous is None or previous <= now:
+            realtime.lock_taken(project_id=project.pk, task_id=task.pk, user=user, until=until)
+        else:
+            realtime.lock_extended(task_id=task.pk, user_id=user.pk, until=until)
+    return until
+
+
+def task_lock_extend(*, task: Task, user) -> datetime | None:
+    """The realtime heartbeat: push a live lock of this user's on by the project's TTL. None when
+    they hold none (it ended or expired)."""
+    until = timezone.now() + _lock_ttl(task.project)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE labeling_tasklock SET expires_at = %s WHERE task_id = %s AND user_id = %s "
+                       "AND expires_at > now()", [until, task.pk, user.pk])
+        if cursor.rowcount == 0:
+            return None
+    realtime.lock_extended(task_id=task.pk, user_id=user.pk, until=until)
+    return until
+
+
+def task_lock_release(*, task_id: int, user, reason: str = "released") -> bool:
+    """End this user's lock on the task; the project hears `task.unlocked` with `reason` (submitted,
+    skipped, closed, disconnected, released) after commit. Returns whether there was one."""
     # One statement (the ORM's delete selects first); nothing hangs off a lock.
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM labeling_tasklock WHERE task_id = %s AND user_id = %s", [task_id, user.pk])
+        cursor.execute("DELETE FROM labeling_tasklock l USING labeling_task t WHERE t.id = l.task_id "
+                       "AND l.task_id = %s AND l.user_id = %s RETURNING t.project_id", [task_id, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    realtime.lock_released(project_id=row[0], task_id=task_id, user=user, reason=reason)
+    return True
 
 
 # --- large imports -------------------------------------------------------------------------------
@@ -729,12 +793,15 @@ def import_job_run(*, job) -> None:
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.IN_PROGRESS)
     with job.payload.open("rb") as handle:
         tasks = json.load(handle)
+    progress = {"project_id": job.project_id, "kind": "import", "job_id": job.pk, "total": len(tasks)}
+    realtime.job_progress(**progress, status=ImportJob.Status.IN_PROGRESS, done=0)
     try:
         result = tasks_import(project=job.project, tasks=tasks, user=job.created_by, import_job_id=job.pk)
     except ValidationError as exc:
         message = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in exc.message_dict.items())
         ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error=message,
                                                   finished_at=timezone.now(), payload="")
+        realtime.job_progress(**progress, status=ImportJob.Status.FAILED, done=0)
         return
     finally:
         job.payload.delete(save=False)
@@ -743,3 +810,4 @@ def import_job_run(*, job) -> None:
         prediction_count=result.prediction_count, duration=result.duration, finished_at=timezone.now(),
         task_ids=result.task_ids if job.return_task_ids else [], payload="",
     )
+    realtime.job_progress(**progress, status=ImportJob.Status.COMPLETED, done=result.task_count)

@@ -159,8 +159,32 @@ CELERY_BEAT_SCHEDULE = {
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},
     "purge-activity-logs": {"task": "labeling.purge_activity_logs", "schedule": 24 * 3600.0},
 }
+# --- Realtime (realtime/) -----------------------------------------------------------------------
+# RedisPubSubChannelLayer: a group send is one PUBLISH that each process fans out to its own
+# sockets; the core layer pushes one message per member (bench/realtime.py measures both).
+CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer")
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    "default": {"BACKEND": CHANNEL_LAYER_BACKEND, "CONFIG": {
+        "hosts": [REDIS_URL], "prefix": f"{CACHE_KEY_PREFIX}asgi",
+        # The core layer's backlog per channel: each process reads one (realtime/hub.py). The
+        # pub/sub layer keeps none and ignores it.
+        "capacity": 10000,
+    }}
+}
+# A websocket ticket (POST /api/realtime/ticket) is good for one connection within this time.
+REALTIME_TICKET_TTL_SECONDS = int(os.environ.get("REALTIME_TICKET_TTL_SECONDS", "60"))
+# Clients send something at least every 30 s; a socket silent this long is closed (4408) and
+# no longer counts for presence or for the tabs sharing a lock.
+REALTIME_IDLE_TIMEOUT_SECONDS = float(os.environ.get("REALTIME_IDLE_TIMEOUT_SECONDS", "75"))
+# An open socket checks again this often that its person may still use it (membership, project
+# access, the session): what no event announces (a project or workspace left, a logout) ends it.
+REALTIME_ACCESS_RECHECK_SECONDS = float(os.environ.get("REALTIME_ACCESS_RECHECK_SECONDS", "30"))
+# How often the beat job announces and removes expired task locks.
+REALTIME_LOCK_SWEEP_SECONDS = float(os.environ.get("REALTIME_LOCK_SWEEP_SECONDS", "5"))
+CELERY_BEAT_SCHEDULE["sweep-expired-task-locks"] = {
+    "task": "realtime.sweep_expired_locks", "schedule": REALTIME_LOCK_SWEEP_SECONDS,
+    # A sweep still queued when the next is due is dropped, not run twice.
+    "options": {"expires": REALTIME_LOCK_SWEEP_SECONDS},
 }
 
 # --- Accounts -----------------------------------------------------------------------------------
@@ -230,6 +254,13 @@ SPECTACULAR_SETTINGS = {"TITLE": "Scriptorium API", "VERSION": APP_VERSION}
 # --- Static, i18n -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / ".data" / "static"
+# Label Studio's editor bundle (npm, installed by `make` into node_modules/, never committed), at
+# /static/label-studio/js/main.js and /static/label-studio/css/main.css.
+LABEL_STUDIO_BUNDLE_DIR = BASE_DIR / "node_modules" / "@heartexlabs" / "label-studio" / "build" / "static"
+STATICFILES_DIRS = [("label-studio", LABEL_STUDIO_BUNDLE_DIR)]
+# daphne serves /static/ itself (platform_core/asgi.py, straight from the finders, before any
+# middleware: the files are public). Set false where a CDN or proxy serves `collectstatic`'s output.
+SERVE_STATIC_FILES = env_bool("SERVE_STATIC_FILES", True)
 # Uploaded files and export snapshots. Object storage (S3/MinIO) replaces this when configured.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))

@@ -13,6 +13,7 @@ from labeling.api_members import urlpatterns as project_members_api
 from labeling.api_uploads import data_urlpatterns as labeling_data
 from labeling.urls import api_urlpatterns as labeling_api
 from platform_core import api
+from realtime.api import urlpatterns as realtime_api
 from sso.api_saml import urlpatterns as saml_api
 from sso.api_scim import scim_urlpatterns as scim_protocol
 from sso.api_scim import urlpatterns as scim_api
@@ -35,6 +36,7 @@ urlpatterns = [
     path("api/", include(workspaces_api)),
     path("api/", include(saml_api)),
     path("api/", include(scim_api)),
+    path("api/", include(realtime_api)),
     path("", include(saml_pages)),
     path("", include(sso_settings_pages)),
     path("", include(scim_protocol)),

@@ -56,6 +56,7 @@ from accounts import audit
 from accounts.models import INACTIVE_ROLES, Membership, Role, User
 from accounts.organizations import forget_member_in_schema, lock_owners
 from accounts.services import member_tokens_revoke
+from realtime import events as realtime
 from sso.grants import GroupMappings, access_sync_many, grants_forget, mappings_clean
 from sso.models import ScimGroup, ScimGroupMember, ScimSettings, ScimUser, SsoGrant
 from sso.scim_filter import FilterError, FilterField, case_insensitive_equal, filter_to_q, parse_filter
@@ -603,6 +604,7 @@ def _deactivate(*, organization: Organization, scim_user: ScimUser, membership: 
         previous = membership.role
         membership.role = Role.DEACTIVATED
         membership.save(update_fields=["role", "updated_at"])
+        realtime.member_removed(organization=organization, user=scim_user.user)
     else:
         previous = membership.role if membership is not None else None
     # Browser sessions serve the person's other organizations too: the membership check refuses
@@ -740,6 +742,7 @@ def scim_user_delete(*, organization: Organization, scim_user: ScimUser, if_matc
         membership.delete()
         User.objects.filter(pk=user.pk, active_organization=organization).update(active_organization=None)
         forget_member_in_schema(organization=organization, user_id=user.pk)
+        realtime.member_removed(organization=organization, user=user)
     grants_forget(organization=organization, user=user)
     group_ids = list(ScimGroupMember.objects.filter(group__organization=organization, user=user)
                      .values_list("group_id", flat=True))
