@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EMBED := $(PY) -m platform_core.embedded --
 
-.PHONY: run test install lint chromium xmlsec1 bench clean
+NPM_STAMP := node_modules/.installed
+
+.PHONY: run test install npm lint chromium xmlsec1 bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +16,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Browser assets (Label Studio's editor bundle), exactly as package-lock.json pins them (versions and
+# checksums); served as static files from node_modules/, never committed. No install scripts run.
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "npm is missing: sudo apt-get install nodejs npm"; exit 1; fi; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+npm: $(NPM_STAMP)
+
+install: $(STAMP) npm
 
 # Debian's Chromium drives the browser tests (never `playwright install`, which downloads).
 chromium:
@@ -22,7 +35,7 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
 
-run: install
+run: install npm
 	$(PY) -m platform_core.devserver
 
 # pysaml2 (the test suite's identity provider) signs with Debian's xmlsec1 binary.
@@ -31,7 +44,7 @@ xmlsec1:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null; \
 	  else echo "xmlsec1 is missing: sudo apt-get install xmlsec1"; exit 1; fi; }
 
-test: install chromium xmlsec1
+test: install npm chromium xmlsec1
 	$(EMBED) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -41,4 +54,4 @@ bench: install
 	$(EMBED) $(PY) bench/provisioning.py
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data node_modules

@@ -12,6 +12,7 @@ from accounts.views_admin import page_urlpatterns as admin_pages
 from labeling.api_members import urlpatterns as project_members_api
 from labeling.api_uploads import data_urlpatterns as labeling_data
 from labeling.urls import api_urlpatterns as labeling_api
+from labeling.views import page_urlpatterns as project_pages
 from platform_core import api
 from realtime.api import urlpatterns as realtime_api
 from sso.api_saml import urlpatterns as saml_api
@@ -42,5 +43,6 @@ urlpatterns = [
     path("", include(scim_protocol)),
     path("", include(labeling_data)),
     path("", include(admin_pages)),
+    path("", include(project_pages)),
     re_path(r"^(api|scim)/", api.api_not_found),
 ]
