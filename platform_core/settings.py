@@ -179,6 +179,9 @@ REALTIME_IDLE_TIMEOUT_SECONDS = float(os.environ.get("REALTIME_IDLE_TIMEOUT_SECO
 # An open socket checks again this often that its person may still use it (membership, project
 # access, the session): what no event announces (a project or workspace left, a logout) ends it.
 REALTIME_ACCESS_RECHECK_SECONDS = float(os.environ.get("REALTIME_ACCESS_RECHECK_SECONDS", "30"))
+# Project events go to this process's sockets as one frame built once and written straight to
+# each socket (realtime/wire.py); off: through daphne's ASGI send, socket by socket.
+REALTIME_DIRECT_WRITES = env_bool("REALTIME_DIRECT_WRITES", True)
 # How often the beat job announces and removes expired task locks.
 REALTIME_LOCK_SWEEP_SECONDS = float(os.environ.get("REALTIME_LOCK_SWEEP_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE["sweep-expired-task-locks"] = {

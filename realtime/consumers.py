@@ -22,7 +22,7 @@ from django.conf import settings
 from django_tenants.utils import tenant_context
 
 from accounts.access import Actor
-from realtime import events, locks, presence
+from realtime import events, locks, presence, wire
 from realtime.auth import Admission, Refused, still_admitted
 from realtime.hub import hub
 from realtime.presence import ProjectSocket
@@ -74,6 +74,7 @@ class MemberStream(AsyncWebsocketConsumer):
         # Names the socket in Redis (presence, the tabs that have a task open).
         self.socket_id = f"socket.{uuid.uuid4().hex}"
         self.held_back: list[dict] = []
+        self.wire = wire.protocol_of(self.base_send) if settings.REALTIME_DIRECT_WRITES else None
         await self.open_stream()
 
     async def open_stream(self):
@@ -186,7 +187,9 @@ class MemberStream(AsyncWebsocketConsumer):
         if not self.greeted:
             self.held_back.append(message)
             return
-        await self.base_send({"type": "websocket.send", "text": message["text"]})
+        frame = message.get("frame")
+        if frame is None or self.wire is None or not wire.write_frame(self.wire, frame):
+            await self.base_send({"type": "websocket.send", "text": message["text"]})
         if message.get("close"):
             await self.close_with(message["close"])
 

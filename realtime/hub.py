@@ -16,6 +16,8 @@ from collections import defaultdict
 
 from channels.layers import get_channel_layer
 
+from realtime import wire
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,7 @@ class Hub:
                 logger.exception("realtime: the channel layer failed; reading again in a second")
                 await asyncio.sleep(1)
                 continue
+            message["frame"] = wire.frame_of(message["text"])  # once for all the sockets (realtime.wire)
             for socket in list(self.members.get(message.get("group"), ())):
                 try:
                     await socket.deliver(message)
