@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Browser assets (Label Studio's editor bundle), exactly as package-lock.json pins them (versions and
-# checksums); served as static files from node_modules/, never committed. No install scripts run.
+# npm packages, exactly as package-lock.json pins them (versions and checksums), never committed: Label
+# Studio's editor bundle (served as static files from node_modules/) and Azurite (the storage tests'
+# Azure Blob server). No install scripts run.
 $(NPM_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
