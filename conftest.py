@@ -62,6 +62,7 @@ class World:
     history_a: object = None
     view_a: object = None
     webhook_a: object = None
+    storage_a: object = None
     # Data manager actions are named, not stored: a stand-in with the name as its "pk".
     action_a: object = None
     # Organization administration (issue 4).
@@ -127,6 +128,7 @@ def _more_labeling_objects(*, project, task, annotation, owner) -> dict:
 
     from labeling import collaboration, data_manager, uploads
     from labeling.models import AnnotationHistory, FileUpload, Webhook
+    from storages.models import Storage
 
     png = io.BytesIO()
     Image.new("RGB", (8, 8)).save(png, "PNG")
@@ -145,6 +147,9 @@ def _more_labeling_objects(*, project, task, annotation, owner) -> dict:
         "webhook_a": Webhook.objects.create(url="https://hooks.example.test/a", is_active=False,
                                             headers={"Authorization": "Bearer a-receiver"}),
         "action_a": types.SimpleNamespace(pk="predictions_to_annotations"),
+        # Created directly (no connection to validate): a local-files import storage of A's project.
+        "storage_a": Storage.objects.create(project=project, direction=Storage.Direction.IMPORT, kind="localfiles",
+                                            title="A's storage", options={"path": "a-files"}),
     }
 
 

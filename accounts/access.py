@@ -118,6 +118,9 @@ PERMISSIONS: dict[str, PermissionSpec] = {spec.key: spec for spec in [
     # Integrations
     _spec("webhooks.view", "Integrations", "See webhooks", R, MANAGERS, options=MANAGERS),
     _spec("webhooks.change", "Integrations", "Create, change and delete webhooks", W, MANAGERS, options=MANAGERS),
+    _spec("storages.view", "Integrations", "See cloud storages of projects", R, MANAGERS, options=MANAGERS),
+    _spec("storages.change", "Integrations", "Connect, change, sync and delete cloud storages", W, MANAGERS,
+          options=MANAGERS),
 ]}
 
 

@@ -164,6 +164,11 @@ def _project_of_review(review: AnnotationReview) -> int:
 
 
 register_object_rule(Project, _project_rule, project_id_of=lambda project: project.pk)
+def register_in_project(model: type) -> None:
+    """Objects of `model` (with a `project`) follow their project's visibility: other apps' too."""
+    register_object_rule(model, _in_project_rule, project_id_of=lambda obj: obj.project_id)
+
+
 for _model in (Task, Prediction, FileUpload, ImportJob, ExportSnapshot):
     register_object_rule(_model, _in_project_rule, project_id_of=lambda obj: obj.project_id)
 register_object_rule(Annotation, _authored_rule("completed_by_id", "annotations.change_any"),

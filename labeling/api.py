@@ -1,7 +1,10 @@
 """Labeling API (Label Studio compatible): projects, import, tasks, annotations, predictions, export."""
 
+import json
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Sum
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -43,6 +46,7 @@ from labeling.serializers import (
 )
 from platform_core.api import validation_error_response
 from platform_core.params import query_bool, query_ids, query_int, truthy
+from storages.selectors import Resolver
 from workspaces.services import workspace_for_project
 
 
@@ -333,10 +337,31 @@ def _task_page(actor: Actor, project: Project, queryset, *, with_related: bool, 
     return tasks, totals
 
 
+def _resolving(request, *, project_id: int, default: bool) -> Resolver | None:
+    """The URI resolver of the project's storages when the response resolves (`resolve_uri`)."""
+    wanted = request.query_params.get("resolve_uri")
+    if not (truthy(wanted) if wanted not in (None, "") else default):
+        return None
+    resolver = Resolver(project_id=project_id)
+    return resolver or None
+
+
+def _resolved_page(tasks_json: str, resolver: Resolver | None) -> str:
+    if resolver is None:
+        return tasks_json
+    tasks = json.loads(tasks_json)
+    for task in tasks:
+        task["data"] = resolver.resolve(task.get("data"), task_id=task["id"])
+    return json.dumps(tasks, cls=DjangoJSONEncoder)
+
+
 def _task_with_related_response(request, task: Task) -> Response:
     annotations, predictions = selectors.related_for_tasks(
         task_ids=[task.pk], annotations_of_user=own_annotations_only(actor_of(request), task.project))
     payload = task_payload(task, annotations=annotations[task.pk], predictions=predictions[task.pk])
+    # A task opened for labeling shows its files: references to the project's storages resolve.
+    if (resolver := _resolving(request, project_id=task.project_id, default=True)) is not None:
+        payload["data"] = resolver.resolve(payload["data"], task_id=task.pk)
     payload["drafts"] = [draft_payload(d) for d in task.drafts.filter(user=request.user).order_by("id")]
     return Response(payload)
 
@@ -377,6 +402,7 @@ class TaskListCreateApi(LabelingApi):
         tasks, totals = _task_page(self.actor, project, queryset,
                                    with_related=request.query_params.get("fields") == "all",
                                    page=page, page_size=page_size)
+        tasks = _resolved_page(tasks, _resolving(request, project_id=project.pk, default=False))
         return _json_response(
             f'{{"tasks": {tasks}, "total": {totals["count"]}, "total_annotations": {totals["annotations"] or 0}, '
             f'"total_predictions": {totals["predictions"] or 0}}}'

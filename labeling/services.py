@@ -28,6 +28,7 @@ from labeling.members import ensure_not_paused
 from labeling.models import Annotation, AnnotationHistory, Prediction, Project, Task, TaskAssignment
 from labeling.ocr_validation import ResultError, validate_result
 from realtime import events as realtime
+from storages import hooks as storage_hooks
 
 LABEL_RESULT_TYPES = (
     "labels", "rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "choices",
@@ -434,6 +435,7 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
     webhooks.emit(project_id=project.pk, action="ANNOTATION_CREATED",
                   payload_factory=lambda: webhooks.annotation_event(annotation))
     realtime.annotation_changed(annotation=annotation, action="created", user=completed_by or user)
+    storage_hooks.annotations_saved(project_id=project.pk, annotation_ids=[annotation.pk])
     return annotation
 
 
@@ -464,6 +466,7 @@ def annotation_update(*, annotation: Annotation, user, fields: dict) -> Annotati
     webhooks.emit(project_id=annotation.project_id, action="ANNOTATION_UPDATED",
                   payload_factory=lambda: webhooks.annotation_event(annotation))
     realtime.annotation_changed(annotation=annotation, action="updated", user=user)
+    storage_hooks.annotations_saved(project_id=annotation.project_id, annotation_ids=[annotation.pk])
     return annotation
 
 
@@ -475,6 +478,7 @@ def annotation_delete(*, annotation: Annotation) -> None:
     annotation.delete()
     _refresh_task_counters([task_id])
     realtime.annotations_deleted(project_id=annotation.project_id, annotation_ids=[annotation_id], task_ids=[task_id])
+    storage_hooks.annotations_deleted(project_id=annotation.project_id, annotation_ids=[annotation_id])
 
 
 @transaction.atomic
@@ -496,6 +500,7 @@ def annotations_bulk_create(*, project: Project, user, task_ids: list[int], resu
     webhooks.emit(project_id=project.pk, action="ANNOTATIONS_CREATED",
                   payload_factory=lambda: webhooks.annotations_created_event(project, ids))
     realtime.annotations_bulk_created(project_id=project.pk, annotation_ids=ids, task_ids=list(existing), user=user)
+    storage_hooks.annotations_saved(project_id=project.pk, annotation_ids=ids)
     return ids
 
 
@@ -514,6 +519,7 @@ def annotations_bulk_delete(*, project: Project, annotation_ids: list[int] | Non
     count, _ = queryset.delete()
     _refresh_task_counters(affected)
     realtime.annotations_deleted(project_id=project.pk, annotation_ids=deleted_ids, task_ids=affected)
+    storage_hooks.annotations_deleted(project_id=project.pk, annotation_ids=deleted_ids)
     return count
 
 

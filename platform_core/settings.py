@@ -326,6 +326,13 @@ FIELD_ENCRYPTION_KEYS = [
 # --- Outgoing requests to user-given URLs (platform_core/ssrf.py) ------------------------------------
 # `host:port` endpoints let through the SSRF guard although they resolve to private addresses
 # (e.g. an intranet receiver), comma-separated. Empty by default: only public addresses.
+# --- Cloud storages (storages/) --------------------------------------------------------------------
+# Local-files storages: each organization's folder is <root>/<organization slug>/; empty = off.
+LOCAL_FILES_DOCUMENT_ROOT = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT", "")
+# Emulators or sovereign clouds (operator settings, not user input): Google's API endpoint, and
+# the Azure blob endpoint as a template ("http://127.0.0.1:10000/{account_name}" for Azurite).
+GCS_API_ENDPOINT = os.environ.get("GCS_API_ENDPOINT", "")
+AZURE_BLOB_ENDPOINT = os.environ.get("AZURE_BLOB_ENDPOINT", "")
 SSRF_PROTECTION_ALLOWLIST = [h.strip() for h in os.environ.get("SSRF_PROTECTION_ALLOWLIST", "").split(",") if h.strip()]
 
 # --- SAML single sign-on (sso/saml.py) --------------------------------------------------------------

@@ -20,6 +20,8 @@ from sso.api_scim import scim_urlpatterns as scim_protocol
 from sso.api_scim import urlpatterns as scim_api
 from sso.views_admin import page_urlpatterns as sso_settings_pages
 from sso.views_saml import page_urlpatterns as saml_pages
+from storages.api import urlpatterns as storages_api
+from storages.views import urlpatterns as storage_files
 from workspaces.api import urlpatterns as workspaces_api
 
 urlpatterns = [
@@ -38,10 +40,12 @@ urlpatterns = [
     path("api/", include(saml_api)),
     path("api/", include(scim_api)),
     path("api/", include(realtime_api)),
+    path("api/", include(storages_api)),
     path("", include(saml_pages)),
     path("", include(sso_settings_pages)),
     path("", include(scim_protocol)),
     path("", include(labeling_data)),
+    path("", include(storage_files)),
     path("", include(admin_pages)),
     path("", include(project_pages)),
     re_path(r"^(api|scim)/", api.api_not_found),

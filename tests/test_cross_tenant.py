@@ -68,6 +68,9 @@ SAMPLES = [
     ("/api/dm/views/", "view_a"),
     ("/api/dm/actions/", "action_a"),
     ("/api/webhooks/", "webhook_a"),
+    # Cloud storages (issue 7): `<kind>` takes the sample's type (concrete()), then its id.
+    ("/api/storages/", "storage_a"),
+    ("/tasks/", "task_a"),
     # SCIM (issue 5): the IdP's resources by their SCIM ids, and the SCIM tokens API.
     ("/scim/v2/Users/", "scim_user_a"),
     ("/scim/v2/Groups/", "scim_group_a"),
@@ -107,6 +110,10 @@ def concrete(route: str, world) -> str:
         return re.sub(r"<\w+>", _stored_upload_name(world), route)
     prefix = next((attribute for prefix, attribute in SAMPLES if route.startswith(prefix)), None)
     assert prefix, f"cross-tenant suite: add a sample of A's objects for {route} to SAMPLES"
+    if "<kind>" in route:
+        route = route.replace("<kind>", _sample(world, prefix).kind)
+        if "<" not in route:
+            return route
     route = re.sub(r"<\w+>", str(_sample(world, prefix).pk), route, count=1)
 
     def named(match):
@@ -123,6 +130,7 @@ def snapshot_of_a(world) -> tuple:
 
     from accounts import models as accounts
     from labeling import models
+    from storages import models as storages
     from workspaces import models as workspaces
 
     org = world.org_a
@@ -147,6 +155,9 @@ def snapshot_of_a(world) -> tuple:
             list(models.Project.objects.order_by("id").values("id", "workspace_id")),
             list(workspaces.Workspace.objects.order_by("id").values("id", "title", "is_archived", "updated_at")),
             list(workspaces.WorkspaceMembership.objects.order_by("id").values("id", "workspace_id", "user_id")),
+            list(storages.Storage.objects.order_by("id").values()),
+            list(storages.ImportLink.objects.order_by("id").values()),
+            list(storages.ExportLink.objects.order_by("id").values()),
         )
     administration = (
         list(accounts.OrganizationPermission.objects.filter(organization=org).values("permission", "roles")),

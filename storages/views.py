@@ -1,0 +1,78 @@
+"""Objects of a project's storages served to those who may see them, outside /api/ (LS's paths):
+
+- `/tasks/<id>/presign/?fileuri=<base64 uri>`: the storage proxy. The caller must see the task;
+  the URI must be covered by an import storage of the task's project. With `presign`, a redirect
+  to the signed URL; without, the object's bytes (the server reads them with the credentials).
+- `/data/local-files/?d=<path below the organization's folder>`: a local file, to a member who
+  sees a project with a local-files storage over it.
+"""
+
+import mimetypes
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+
+from labeling.access import visible_projects
+from labeling.api import LabelingApi, object_or_404
+from labeling.models import Task
+from platform_core.routing import route
+from storages.models import Storage
+from storages.providers import StorageError
+from storages.selectors import Resolver, decode_fileuri
+from storages.services import provider_of
+
+CACHE_SECONDS = 300
+
+
+def _object_response(*, content: bytes, key: str) -> HttpResponse:
+    content_type = mimetypes.guess_type(PurePosixPath(key).name)[0] or "application/octet-stream"
+    response = HttpResponse(content, content_type=content_type)
+    response["Cache-Control"] = f"private, max-age={CACHE_SECONDS}"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class TaskFileProxyApi(LabelingApi):
+    permissions = {"GET": "tasks.view"}
+
+    def get(self, request, pk):
+        task = object_or_404(self.actor, Task.objects.select_related("project"), permission="tasks.view", pk=pk)
+        uri = decode_fileuri(request.query_params.get("fileuri") or "")
+        if not uri:
+            raise Http404("Give fileuri: the base64 of a storage URI.")
+        located = Resolver(project_id=task.project_id).locate(uri)
+        if located is None:
+            raise Http404("No storage of this project holds that file.")
+        storage, provider, key = located
+        try:
+            if storage.presign and storage.kind != "localfiles":
+                return HttpResponseRedirect(provider.presigned_url(key, ttl_seconds=storage.presign_ttl * 60))
+            return _object_response(content=provider.read(key), key=key)
+        except StorageError as exc:
+            raise Http404(exc.detail) from None
+
+
+class LocalFileApi(LabelingApi):
+    permissions = {"GET": "tasks.view"}
+
+    def get(self, request):
+        relative = request.query_params.get("d") or ""
+        uri = f"/data/local-files/?d={quote(relative)}"
+        storages = Storage.objects.filter(kind="localfiles", direction=Storage.Direction.IMPORT,
+                                          project__in=visible_projects(self.actor))
+        for storage in storages:
+            provider = provider_of(storage)
+            try:
+                key = provider.key_of(uri)
+                if key is not None:
+                    return _object_response(content=provider.read(key), key=key)
+            except StorageError:
+                continue
+        raise Http404("No local storage of a project you can see holds that file.")
+
+
+urlpatterns = [
+    route(r"tasks/(?P<pk>\d+)/presign", TaskFileProxyApi),
+    route(r"data/local-files", LocalFileApi),
+]
