@@ -6,13 +6,15 @@ organization with one project, moto's S3 server on a free port, and a temporary 
 provider it fills the container with `--objects` files (half of them under a sub-folder, a tenth
 filtered out by the regex), then times, through `storages.services.sync_run` (the Celery job's
 body, run in this process): the first sync (listing + tasks + links), a re-sync (listing only:
-everything is known), and an export storage's sync of `--annotations` annotations.
+everything is known), an export storage's sync of `--annotations` annotations, and a sync of
+`--json-files` task files (one task per JSON file: each object read).
 
 Usage: python -m platform_core.embedded -- .venv/bin/python bench/storage_sync.py
-       [--objects 10000] [--annotations 1000] [--database-url URL]
+       [--objects 10000] [--annotations 1000] [--json-files 1000] [--database-url URL]
 """
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -72,7 +74,7 @@ def timed(label: str, function) -> float:
     return seconds
 
 
-def run(*, objects: int, annotations: int) -> None:
+def run(*, objects: int, annotations: int, json_files: int) -> None:
     import boto3
     from botocore.config import Config
     from django.conf import settings
@@ -124,7 +126,7 @@ def run(*, objects: int, annotations: int) -> None:
                     services.sync_run(storage=Storage.objects.get(pk=storage_id))
                     done = Storage.objects.get(pk=storage_id)
                     assert done.status == "completed", done.traceback
-                    return f"{done.last_sync_count} tasks added"
+                    return f"{done.last_sync_count} {'tasks added' if done.direction == 'import' else 'written'}"
 
                 first = timed("first sync", sync)
                 print(f"  {'':<44}{objects / first:8.0f} objects/s")
@@ -138,6 +140,22 @@ def run(*, objects: int, annotations: int) -> None:
                                                  fields={"prefix": "out"} | fields)
                 seconds = timed(f"export sync of {len(task_ids)} annotations", lambda t=target.pk: sync(t))
                 print(f"  {'':<44}{len(task_ids) / seconds:8.0f} annotations/s")
+
+                # One task per JSON file: every object is read.
+                files = {f"tasks/t-{n:06}.json": json.dumps({"data": {"ocr": f"s3://bench/scans/p-{n:06}.png"}})
+                         .encode() for n in range(json_files)}
+                if kind == "s3":
+                    with ThreadPoolExecutor(32) as pool:
+                        list(pool.map(lambda item: s3.put_object(Bucket="bench", Key=item[0], Body=item[1],
+                                                                 ContentType="application/json"), files.items()))
+                else:
+                    for key, data in files.items():
+                        (folder / organization.slug / key).parent.mkdir(parents=True, exist_ok=True)
+                        (folder / organization.slug / key).write_bytes(data)
+                tasks_storage = services.storage_create(project=project, direction=Storage.Direction.IMPORT,
+                                                        kind=kind, fields={"prefix": "tasks", **fields})
+                seconds = timed(f"sync of {json_files} JSON task files", lambda t=tasks_storage.pk: sync(t))
+                print(f"  {'':<44}{json_files / seconds:8.0f} files/s")
     finally:
         moto.terminate()
         moto.wait(timeout=10)
@@ -147,6 +165,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10000)
     parser.add_argument("--annotations", type=int, default=1000)
+    parser.add_argument("--json-files", type=int, default=1000)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
     if not args.database_url:
@@ -166,7 +185,7 @@ def main() -> int:
 
         django.setup()
         print(f"benchmark database {name}")
-        run(objects=args.objects, annotations=args.annotations)
+        run(objects=args.objects, annotations=args.annotations, json_files=args.json_files)
     except KeyboardInterrupt:
         print("interrupted")
         return 130

@@ -26,17 +26,17 @@ from realtime.selectors import live_locks_of, users_brief
 FEED_PEOPLE_ENTRIES = 50
 
 
-def _not_found(request):
+def not_found(request):
     # Another organization's id and an invisible project look the same: no hint that it exists.
     return render(request, "tenants/refused.html", {"status": 404, "detail": "Not found."}, status=404)
 
 
-def _refused(request, permission: str):
+def refused(request, permission: str):
     return render(request, "tenants/refused.html", {"status": 403, "detail": denial_message(permission)},
                   status=403)
 
 
-def _visible_project(actor: Actor, pk: int, *, with_counts: bool = False) -> Project | None:
+def visible_project(actor: Actor, pk: int, *, with_counts: bool = False) -> Project | None:
     project = selectors.project_get(pk=pk) if with_counts else Project.objects.filter(pk=pk).first()
     return project if project is not None and can(actor, "projects.view", project) else None
 
@@ -51,7 +51,7 @@ def _feed_people(actor: Actor, project: Project) -> dict[int, dict]:
     return users_brief(user_ids=author_ids - {None})
 
 
-def _page_config(request, project: Project, **extra) -> dict:
+def page_config(request, project: Project, **extra) -> dict:
     """What the page scripts start from (json_script): where the API and the socket are, who you are."""
     prefix = f"/o/{request.organization.slug}/"
     return {
@@ -64,7 +64,7 @@ def _page_config(request, project: Project, **extra) -> dict:
     }
 
 
-def _render(request, template: str, project: Project, *, config: dict, context: dict):
+def render_page(request, template: str, project: Project, *, config: dict, context: dict):
     return render(request, template, {
         "project": project,
         "org_base": f"/o/{request.organization.slug}/",
@@ -80,9 +80,9 @@ def _render(request, template: str, project: Project, *, config: dict, context: 
 @ensure_csrf_cookie
 def project_page(request, pk: int):
     actor = actor_of(request)
-    project = _visible_project(actor, pk, with_counts=True)
+    project = visible_project(actor, pk, with_counts=True)
     if project is None:
-        return _not_found(request)
+        return not_found(request)
     allowed = {
         "label": can(actor, "annotations.create", project),
         "tasks": can(actor, "tasks.view", project),
@@ -90,29 +90,30 @@ def project_page(request, pk: int):
         # The export API also refuses someone who sees only their own annotations here.
         "export": can(actor, "exports.create", project) and sees_others_annotations(actor, project),
         "members": can(actor, "projects.change", project),
+        "storages": can(actor, "storages.view", project),
     }
     # The locks in force, as the socket's `hello` lists them: the table shows them before (or without) it.
-    config = _page_config(request, project, can=allowed, locks=live_locks_of(project_id=project.pk),
+    config = page_config(request, project, can=allowed, locks=live_locks_of(project_id=project.pk),
                           people=_feed_people(actor, project))
-    return _render(request, "labeling/project.html", project, config=config,
+    return render_page(request, "labeling/project.html", project, config=config,
                    context={"can": allowed, "export_formats": exports.formats()})
 
 
 @ensure_csrf_cookie
 def labeling_page(request, pk: int):
     actor = actor_of(request)
-    project = _visible_project(actor, pk)
+    project = visible_project(actor, pk)
     if project is None:
-        return _not_found(request)
+        return not_found(request)
     if not can(actor, "annotations.create", project):
-        return _refused(request, "annotations.create")
+        return refused(request, "annotations.create")
     requested = request.GET.get("task", "")
-    config = _page_config(
+    config = page_config(
         request, project, labelConfig=project.label_config, locks=live_locks_of(project_id=project.pk),
         task=int(requested) if requested.isdigit() else None,
         showSkip=project.show_skip_button,
     )
-    return _render(request, "labeling/label.html", project, config=config, context={})
+    return render_page(request, "labeling/label.html", project, config=config, context={})
 
 
 def _slash_optional(pattern: str, view, name: str):

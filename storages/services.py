@@ -23,6 +23,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 from django.core.exceptions import ValidationError
@@ -209,6 +210,18 @@ def _sync_failed(*, storage: Storage, progress: _Progress, detail: str) -> None:
     progress.tick(added=0, status=StorageStatus.FAILED, force=True)
 
 
+def _in_parallel(function, items: list, *, workers: int) -> list:
+    """`function` over `items` on `workers` threads, results in order: one at a time, a sync of
+    10,000 cloud files would wait for 10,000 round trips. The provider clients are thread-safe once
+    built, so the first call runs alone (it builds the client); the first error stops the batch.
+    No database work in `function`."""
+    if len(items) <= 1 or workers <= 1:
+        return [function(item) for item in items]
+    first = function(items[0])
+    with ThreadPoolExecutor(max_workers=min(workers, len(items) - 1)) as pool:
+        return [first, *pool.map(function, items[1:])]
+
+
 def _batches(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
@@ -264,7 +277,8 @@ def _import_sync(*, storage: Storage, progress: _Progress) -> tuple[int, dict]:
             continue
         # Reading files happens outside the transaction: it may take a while.
         made = ([(key, [{"data": {data_key: provider.uri(key)}}]) for key in fresh] if data_key is not None
-                else [(key, _task_from_file(key=key, content=provider.read(key))) for key in fresh])
+                else list(zip(fresh, _in_parallel(lambda key: _task_from_file(key=key, content=provider.read(key)),
+                                                  fresh, workers=provider.concurrent_calls), strict=True)))
         with transaction.atomic():
             Storage.objects.select_for_update().filter(pk=storage.pk).first()
             # Again under the lock: another sync of this storage may have taken some meanwhile.
@@ -305,8 +319,8 @@ def annotation_document(annotation: Annotation) -> bytes:
 
 
 def _write_annotations(*, storage: Storage, provider: Provider, annotations: list[Annotation]) -> int:
-    for annotation in annotations:
-        provider.write(export_key(storage=storage, annotation_id=annotation.pk), annotation_document(annotation))
+    documents = [(export_key(storage=storage, annotation_id=a.pk), annotation_document(a)) for a in annotations]
+    _in_parallel(lambda item: provider.write(item[0], item[1]), documents, workers=provider.concurrent_calls)
     with transaction.atomic():
         existing = set(ExportLink.objects.filter(storage=storage, annotation_id__in=[a.pk for a in annotations])
                        .values_list("annotation_id", flat=True))

@@ -5,6 +5,7 @@
   to the signed URL; without, the object's bytes (the server reads them with the credentials).
 - `/data/local-files/?d=<path below the organization's folder>`: a local file, to a member who
   sees a project with a local-files storage over it.
+- `/projects/<id>/storages`: the page of a project's storages (storages/static/storages/storages.js).
 """
 
 import mimetypes
@@ -12,13 +13,18 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.urls import re_path
+from django.views.decorators.csrf import ensure_csrf_cookie
 
+from accounts.access import actor_of, can
+from labeling import views as pages
 from labeling.access import visible_projects
 from labeling.api import LabelingApi, object_or_404
 from labeling.models import Task
 from platform_core.routing import route
+from storages.api import TITLES
 from storages.models import Storage
-from storages.providers import StorageError
+from storages.providers import KINDS, StorageError
 from storages.selectors import Resolver, decode_fileuri
 from storages.services import provider_of
 
@@ -30,6 +36,9 @@ def _object_response(*, content: bytes, key: str) -> HttpResponse:
     response = HttpResponse(content, content_type=content_type)
     response["Cache-Control"] = f"private, max-age={CACHE_SECONDS}"
     response["X-Content-Type-Options"] = "nosniff"
+    # Bucket contents are the members' to choose: an HTML or SVG file opened from here must not run
+    # as this site (an <img> or the editor still shows images; the policy only binds documents).
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self' data:; media-src 'self'; sandbox"
     return response
 
 
@@ -72,7 +81,25 @@ class LocalFileApi(LabelingApi):
         raise Http404("No local storage of a project you can see holds that file.")
 
 
+@ensure_csrf_cookie
+def project_storages_page(request, pk: int):
+    """`/o/<slug>/projects/<id>/storages`: the project's storages, and the form that connects one."""
+    actor = actor_of(request)
+    project = pages.visible_project(actor, pk)
+    if project is None:
+        return pages.not_found(request)
+    if not can(actor, "storages.view", project):
+        return pages.refused(request, "storages.view")
+    types = [{"name": kind, "title": TITLES[kind]} for kind in KINDS]
+    can_change = can(actor, "storages.change", project)
+    config = pages.page_config(request, project, canChange=can_change, types=types)
+    return pages.render_page(request, "storages/project_storages.html", project, config=config, context={
+        "can_change": can_change, "types": types,
+        "directions": [("import", "Source storages"), ("export", "Target storages")]})
+
+
 urlpatterns = [
     route(r"tasks/(?P<pk>\d+)/presign", TaskFileProxyApi),
     route(r"data/local-files", LocalFileApi),
+    re_path(r"^projects/(?P<pk>\d+)/storages/?$", project_storages_page, name="project-storages"),
 ]

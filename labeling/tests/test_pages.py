@@ -45,7 +45,8 @@ def test_the_owner_gets_every_part_of_the_project_page(world, signed_in):
                  b'data-testid="members-link"', b'data-testid="task-table"'):
         assert part in response.content
     config = page_config(response)
-    assert config["can"] == {"label": True, "tasks": True, "import": True, "export": True, "members": True}
+    assert config["can"] == {"label": True, "tasks": True, "import": True, "export": True, "members": True,
+                             "storages": True}
     assert config["apiBase"] == "/o/org-a/api"
     assert config["socketPath"] == f"/o/org-a/ws/projects/{world.project_a.pk}/"
     assert config["me"]["email"] == "owner@a.test"
@@ -61,7 +62,7 @@ def test_an_annotator_gets_the_table_and_the_label_button_but_no_import_export_o
     for absent in (b'data-testid="import-card"', b'data-testid="export-card"', b'data-testid="members-link"'):
         assert absent not in response.content
     assert page_config(response)["can"] == {"label": True, "tasks": True, "import": False, "export": False,
-                                             "members": False}
+                                             "members": False, "storages": False}
 
 
 def test_a_manager_who_sees_only_their_own_annotations_gets_no_export(world, signed_in):

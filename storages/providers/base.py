@@ -36,6 +36,9 @@ class Provider(ABC):
     secret_fields: ClassVar[tuple[str, ...]] = ()
     # Non-secret option names the provider reads (besides the common prefix/regex_filter/...).
     option_fields: ClassVar[tuple[str, ...]] = ()
+    # Object reads and writes a sync keeps in flight at once: cloud calls wait on the network;
+    # local disks and Redis answer faster than threads pay off.
+    concurrent_calls: ClassVar[int] = 16
 
     def __init__(self, *, options: dict, secrets: dict):
         self.options, self.secrets = options, secrets

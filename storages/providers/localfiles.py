@@ -35,6 +35,12 @@ def inside(*, path: Path, root: Path) -> bool:
 class LocalFilesProvider(Provider):
     kind = "localfiles"
     option_fields = ("path",)
+    concurrent_calls = 1
+
+    def __init__(self, *, options: dict, secrets: dict):
+        super().__init__(options=options, secrets=secrets)
+        # Read once, in the organization's schema: a sync's worker threads have no tenant.
+        self.root = organization_root()
 
     @property
     def container(self) -> str:
@@ -42,7 +48,7 @@ class LocalFilesProvider(Provider):
 
     @property
     def directory(self) -> Path:
-        root = organization_root()
+        root = self.root
         if root is None:
             raise StorageError("Local files are not enabled on this server (LOCAL_FILES_DOCUMENT_ROOT).",
                                field="path")
@@ -102,14 +108,14 @@ class LocalFilesProvider(Provider):
         return self.uri(key)
 
     def uri(self, key: str) -> str:
-        below_root = self._file(key).relative_to(organization_root()).as_posix()
+        below_root = self._file(key).relative_to(self.root).as_posix()
         return f"{SERVE_PATH}?d={quote(below_root)}"
 
     def key_of(self, uri: str) -> str | None:
         if not uri.startswith(f"{SERVE_PATH}?d="):
             return None
         relative = (parse_qs(urlsplit(uri).query).get("d") or [""])[0]
-        root = organization_root()
+        root = self.root
         if root is None or not relative:
             return None
         path = (root / relative).resolve()

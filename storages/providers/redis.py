@@ -19,6 +19,7 @@ class RedisProvider(Provider):
     kind = "redis"
     option_fields = ("host", "port", "db", "path")
     secret_fields = ("password",)
+    concurrent_calls = 1
     _client = None
 
     @property

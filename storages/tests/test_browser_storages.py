@@ -154,3 +154,38 @@ def test_a_storage_file_loads_in_the_labeling_screen(kind, request, server_url, 
     assert source.startswith(url_start) or source.startswith(f"{server_url}{url_start}"), source
     size = image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
     assert tuple(size) == PAGE_SIZE
+
+
+def test_the_owner_connects_and_syncs_a_storage_on_its_page(server_url, scene, page, files_root, s3_server):
+    bucket = s3_server.make_bucket()
+    s3_server.put_many(bucket, {f"scans/page-{n}.png": _page_png() for n in range(3)}, content_type="image/png")
+    status, project = api(server_url, scene, "POST", "/projects/", {"title": "Storage page"})
+    assert status == 201, project
+    page.goto(f"{server_url}/o/{scene['slug']}/projects/{project['id']}/")
+    page.get_by_test_id("storages-link").click()
+    page.wait_for_url(re.compile(r".*/storages/?$"))
+    page.get_by_test_id("import-storages").get_by_text("None yet.").wait_for()
+
+    page.locator("#storage-type").select_option("s3")
+    page.locator("#storage-field-title").fill("Scans bucket")
+    page.locator("#storage-field-bucket").fill("no-such-bucket")
+    page.locator("#storage-field-s3_endpoint").fill(s3_server.endpoint)
+    page.locator("#storage-field-aws_access_key_id").fill("AKIAPAGETEST")
+    page.locator("#storage-field-aws_secret_access_key").fill("page-secret-never-shown")
+    page.locator("#storage-field-prefix").fill("scans")
+    page.locator("#storage-field-use_blob_urls").check()
+    page.locator("#storage-validate").click()
+    page.locator("#storage-form-error li[data-field=bucket]").wait_for()  # the field at fault is named
+
+    page.locator("#storage-field-bucket").fill(bucket)
+    page.locator("#storage-validate").click()
+    page.locator("#flash").get_by_text("The connection works.").wait_for()
+    page.locator("#storage-save").click()
+    row = page.get_by_test_id("import-storages").get_by_test_id("storage-row")
+    row.get_by_text("Scans bucket").wait_for()
+    assert "page-secret-never-shown" not in page.content()
+    row.get_by_test_id("storage-sync").click()
+    row.get_by_test_id("storage-status").filter(has_text="completed").wait_for()
+    assert row.get_by_test_id("storage-count").inner_text() == "3"
+    status, tasks = api(server_url, scene, "GET", f"/tasks/?project={project['id']}")
+    assert tasks["total"] == 3

@@ -114,7 +114,11 @@ def test_local_files_are_served_to_those_who_see_the_project_only(world, owner, 
                                                                   files_root):
     body = _create(owner, "localfiles", {"project": project, "path": "scans", "use_blob_urls": True}).json()
     _sync(world, body["id"])
-    assert owner("get", "/data/local-files/?d=scans/page-1.png").content == b"\x89PNG page 1"
+    served = owner("get", "/data/local-files/?d=scans/page-1.png")
+    assert served.content == b"\x89PNG page 1" and served["Content-Type"] == "image/png"
+    (files_root / "org-a" / "scans" / "trap.html").write_text("<script>alert(document.cookie)</script>")
+    trap = owner("get", "/data/local-files/?d=scans/trap.html")
+    assert "sandbox" in trap["Content-Security-Policy"] and trap["X-Content-Type-Options"] == "nosniff"
     assert annotator("get", "/data/local-files/?d=scans/page-1.png").status_code == 404  # not a project member
     assert owner("get", "/data/local-files/?d=../org-b/secret.png").status_code == 404
     response = api.call("get", "/o/org-b/data/local-files/?d=scans/page-1.png", token=world.owner_b.legacy_key)
@@ -257,3 +261,44 @@ def test_a_thousand_local_files_and_redis_keys(world, owner, project, tmp_path, 
         assert _sync(world, storage["id"]).last_sync_count == 0
     finally:
         client.delete(*client.keys(f"{prefix}*"))
+
+
+def test_local_export_writes_on_submit_and_deletes_only_when_allowed(world, owner, project, files_root, eager_celery,
+                                                                     django_capture_on_commit_callbacks):
+    source = _create(owner, "localfiles", {"project": project, "path": "scans", "use_blob_urls": True,
+                                           "regex_filter": r"\.png$"}).json()
+    _sync(world, source["id"])
+    (files_root / "org-a" / "out-kept").mkdir()
+    (files_root / "org-a" / "out-deleted").mkdir()
+    kept = _create(owner, "localfiles", {"project": project, "path": "out-kept"}, export=True)
+    deleted = _create(owner, "localfiles", {"project": project, "path": "out-deleted", "can_delete_objects": True},
+                      export=True)
+    assert kept.status_code == 201 and deleted.status_code == 201, (kept.content, deleted.content)
+    assert kept.json()["can_delete_objects"] is False and "presign" not in kept.json()
+    task_id = owner("get", f"/api/tasks/?project={project}").json()["tasks"][0]["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        annotation = owner("post", f"/api/tasks/{task_id}/annotations/", {"result": ocr_result()}).json()
+    for folder in ("out-kept", "out-deleted"):
+        written = json.loads((files_root / "org-a" / folder / str(annotation["id"])).read_text())
+        assert (written["id"], written["task"]["id"]) == (annotation["id"], task_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner("patch", f"/api/annotations/{annotation['id']}/", {"result": ocr_result(text="changed")})
+    assert "changed" in (files_root / "org-a" / "out-kept" / str(annotation["id"])).read_text()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert owner("delete", f"/api/annotations/{annotation['id']}/").status_code == 204
+    assert (files_root / "org-a" / "out-kept" / str(annotation["id"])).exists()
+    assert not (files_root / "org-a" / "out-deleted" / str(annotation["id"])).exists()
+
+
+def test_a_sync_reports_its_progress(world, owner, project, files_root, monkeypatch):
+    from realtime import events
+
+    heard = []
+    monkeypatch.setattr(events, "job_progress", lambda **event: heard.append(event))
+    body = _create(owner, "localfiles", {"project": project, "path": "scans", "use_blob_urls": True,
+                                         "recursive_scan": True}).json()
+    _sync(world, body["id"])
+    assert {(event["kind"], event["job_id"], event["project_id"]) for event in heard} == {
+        ("storage_sync", body["id"], project)}
+    assert heard[0]["status"] == "in_progress" and heard[0]["done"] == 0
+    assert (heard[-1]["status"], heard[-1]["done"], heard[-1]["percent"]) == ("completed", 13, 100.0)
