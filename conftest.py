@@ -227,6 +227,10 @@ def pytest_configure(config):
     # names, which every run's organizations share).
     settings.CACHE_KEY_PREFIX = os.environ["CACHE_KEY_PREFIX"]
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{settings.CACHE_KEY_PREFIX}asgi"
+    # Organizations made by the tests start without plan limits (the servers they start too); the
+    # billing tests put theirs on limited plans (billing.services.plan_set).
+    os.environ["BILLING_SIGNUP_PLAN"] = "enterprise"
+    settings.BILLING_SIGNUP_PLAN = "enterprise"
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from accounts import audit
 from accounts.access import ACTIVE_ROLES, Actor
 from accounts.models import Invite, Membership, Role, User
 from accounts.tokens import hash_secret
+from billing import limits as billing_limits
 from platform_core.crypto import DecryptionError, decrypt, encrypt
 from tenants.models import Organization
 
@@ -361,6 +362,7 @@ def _join(*, user: User, organization: Organization, role: str, by_email: bool) 
     not let themselves back in through the shareable link)."""
     membership = Membership.objects.select_for_update().filter(user=user, organization=organization).first()
     if membership is None:
+        billing_limits.seats_follow(organization_id=organization.pk, before=None, after=role)
         return Membership.objects.create(user=user, organization=organization, role=role)
     if membership.is_active:
         if role in ROLE_SENIORITY and _outranks(role, membership.role):
@@ -371,6 +373,7 @@ def _join(*, user: User, organization: Organization, role: str, by_email: bool) 
         raise InviteRefused(InviteRefusal(
             403, f"Your membership in {organization.title} was deactivated. Ask an administrator to invite you again."
         ))
+    billing_limits.seats_follow(organization_id=organization.pk, before=membership.role, after=role)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     return membership

@@ -27,6 +27,7 @@ from accounts.models import (
     Role,
     User,
 )
+from billing import limits as billing_limits
 from realtime import events as realtime
 from tenants.models import Organization
 
@@ -170,6 +171,7 @@ def membership_role_change(*, organization: Organization, actor: Actor, membersh
         raise ValidationError({"role": "You cannot deactivate yourself; ask another administrator."})
     _check_owner_rules(actor=actor, membership=membership, owner_ids=owner_ids, new_role=role)
     previous = membership.role
+    billing_limits.seats_follow(organization_id=organization.pk, before=previous, after=role)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     action = "member.deactivated" if role in INACTIVE_ROLES else "member.role_changed"
@@ -196,6 +198,7 @@ def membership_remove(*, organization: Organization, actor: Actor, membership: M
     _check_owner_rules(actor=actor, membership=membership, owner_ids=owner_ids, new_role=None)
     user, previous = membership.user, membership.role
     membership.delete()
+    billing_limits.seats_follow(organization_id=organization.pk, before=previous, after=None)
     User.objects.filter(pk=user.pk, active_organization=organization).update(active_organization=None)
     forget_member_in_schema(organization=organization, user_id=user.pk)
     realtime.member_removed(organization=organization, user=user)

@@ -31,6 +31,7 @@ from accounts.tokens import (
     new_jti,
     new_legacy_key,
 )
+from billing import limits as billing_limits
 from tenants.models import Organization
 from tenants.services import organization_create, organization_validate
 
@@ -80,7 +81,11 @@ def user_soft_delete(*, user: User) -> User:
     return user
 
 
+@transaction.atomic
 def membership_set(*, user: User, organization: Organization, role: str) -> Membership:
+    before = (Membership.objects.select_for_update().filter(user=user, organization=organization)
+              .values_list("role", flat=True).first())
+    billing_limits.seats_follow(organization_id=organization.pk, before=before, after=role)
     membership, _ = Membership.objects.update_or_create(
         user=user, organization=organization, defaults={"role": role}
     )
@@ -373,6 +378,7 @@ def organization_user_create(*, organization: Organization, actor: User, email: 
             if created:
                 user = User.objects.create_user(email, None, first_name=first_name, last_name=last_name,
                                                 phone=phone, username=username or email)
+            billing_limits.seats_follow(organization_id=organization.pk, before=None, after=organization.default_role)
             membership = Membership.objects.create(user=user, organization=organization,
                                                    role=organization.default_role)
     except IntegrityError as exc:

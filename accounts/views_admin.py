@@ -49,6 +49,8 @@ SECTIONS = [
     Section("sso", "Single sign-on", "settings/sso", "sso.view"),
     Section("scim", "SCIM provisioning", "settings/scim", "sso.view"),
     Section("audit", "Audit log", "settings/audit", "audit.view"),
+    # billing/views.py.
+    Section("billing", "Plan and billing", "settings/billing", "billing.view"),
     Section("tokens", "API tokens", "settings/tokens", "tokens.create", administration=False),
 ]
 SECTION_BY_KEY = {section.key: section for section in SECTIONS}

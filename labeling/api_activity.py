@@ -5,6 +5,7 @@ from django.http import Http404
 from rest_framework.response import Response
 
 from accounts.access import require
+from billing import limits as billing_limits
 from labeling.activity import activity_logs_filtered
 from labeling.api import LabelingApi
 from labeling.models import ActivityLog
@@ -48,6 +49,7 @@ class ActivityLogApi(LabelingApi):
 
     def get(self, request):
         require(self.actor, "audit.view")  # the organization's role: a project override does not reach it
+        billing_limits.feature_or_raise(organization_id=self.actor.organization_id, feature="activity_log")
         params = request.query_params
         user_id = query_int(request, "user") or query_int(request, "user_id")
         project_id = query_int(request, "project") or query_int(request, "project_id")

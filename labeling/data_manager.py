@@ -41,6 +41,7 @@ from django.db.models.functions import Cast, Coalesce, NullIf
 from django.db.models.lookups import Exact, Regex
 from django.utils import timezone
 
+from billing import limits as billing_limits
 from labeling import selectors, services, webhooks
 from labeling.models import (
     Annotation,
@@ -761,6 +762,8 @@ def _predictions_to_annotations(*, project: Project, user, task_ids: list[int], 
             "any_version": versions is None, "versions": versions or [],
         })
         rows = cursor.fetchall()
+    # Counted after the insert (only then is the number known): past the limit, the action rolls back.
+    billing_limits.take(organization_id=connection.tenant.pk, counted="results", count=len(rows))
     annotation_ids, annotated = [row[0] for row in rows], [row[1] for row in rows]
     services._refresh_task_counters(annotated)
     webhooks.emit(project_id=project.pk, action="ANNOTATIONS_CREATED",

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing import limits as billing_limits
 from labeling import webhooks
 from labeling.importing import UNDEFINED_DATA_KEY
 from labeling.label_config import (
@@ -103,6 +104,7 @@ def project_create(*, user, fields: dict) -> Project:
         project.label_config = OCR_DEFAULT_CONFIG
     project.parsed_label_config = config_parse(project.label_config).to_label_studio_dict()
     project.full_clean(exclude=["created_by"])
+    billing_limits.take(organization_id=connection.tenant.pk, counted="projects")
     project.save()
     webhooks.emit(project_id=project.pk, action="PROJECT_CREATED",
                   payload_factory=lambda: webhooks.project_event(project))
@@ -141,6 +143,7 @@ def project_duplicate(*, project: Project, user, title: str | None = None, with_
     copy.created_by = user
     copy.pinned_at = None
     copy.next_inner_id = 1
+    billing_limits.take(organization_id=connection.tenant.pk, counted="projects")
     copy.save()
     if with_tasks:
         with connection.cursor() as cursor:
@@ -292,6 +295,7 @@ def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: in
                                 "score": _number_or_none(item.get("score"), field="score"),
                                 "model_version": str(item["model_version"]) if item.get("model_version") else None})
     if annotations:
+        billing_limits.take(organization_id=connection.tenant.pk, counted="results", count=len(annotations))
         _insert_from_json(sql=INSERT_ANNOTATIONS_SQL, rows=annotations,
                           params={**common, "user": user.pk if user else None})
     if predictions:
@@ -338,6 +342,7 @@ def _delete_tasks_sql(*, project_id: int, task_ids: list[int] | None) -> int:
         for table in ("labeling_comment", "labeling_annotationdraft", "labeling_tasklock", "labeling_taskassignment"):
             cursor.execute(f"DELETE FROM {table} WHERE task_id IN ({selected})", params)  # noqa: S608
         cursor.execute(f"DELETE FROM labeling_annotation WHERE task_id IN ({selected})", params)  # noqa: S608
+        billing_limits.give_back(organization_id=connection.tenant.pk, counted="results", count=cursor.rowcount)
         cursor.execute(
             f"UPDATE labeling_annotation SET parent_prediction_id = NULL WHERE parent_prediction_id IN "  # noqa: S608
             f"(SELECT id FROM labeling_prediction WHERE task_id IN ({selected}))", params
@@ -369,6 +374,7 @@ def project_delete(*, project: Project) -> None:
     for snapshot in project.exports.prefetch_related("converted_formats"):
         export_snapshot_delete(snapshot=snapshot)
     project.delete()
+    billing_limits.give_back(organization_id=connection.tenant.pk, counted="projects")
 
 
 @transaction.atomic
@@ -423,6 +429,7 @@ def annotation_create(*, task: Task, user, result, was_cancelled: bool = False, 
     project = task.project
     ensure_not_paused(project_id=project.pk, user=user)
     result = _validated_result(project=project, result=result, was_cancelled=was_cancelled)
+    billing_limits.take(organization_id=connection.tenant.pk, counted="results")
     annotation = Annotation.objects.create(
         task=task, project=project, result=result, completed_by=completed_by or user, updated_by=user,
         was_cancelled=was_cancelled, ground_truth=ground_truth, lead_time=lead_time,
@@ -476,6 +483,7 @@ def annotation_delete(*, annotation: Annotation) -> None:
                   payload_factory=lambda: webhooks.annotations_deleted_event(annotation.project, [annotation.pk]))
     task_id, annotation_id = annotation.task_id, annotation.pk
     annotation.delete()
+    billing_limits.give_back(organization_id=connection.tenant.pk, counted="results")
     _refresh_task_counters([task_id])
     realtime.annotations_deleted(project_id=annotation.project_id, annotation_ids=[annotation_id], task_ids=[task_id])
     storage_hooks.annotations_deleted(project_id=annotation.project_id, annotation_ids=[annotation_id])
@@ -490,6 +498,7 @@ def annotations_bulk_create(*, project: Project, user, task_ids: list[int], resu
     unknown = [task_id for task_id in task_ids if task_id not in existing]
     if unknown:
         raise ValidationError({"tasks": f"Not tasks of this project: {unknown[:20]}"})
+    billing_limits.take(organization_id=connection.tenant.pk, counted="results", count=len(task_ids))
     created = Annotation.objects.bulk_create([
         Annotation(task_id=task_id, project=project, result=result, completed_by=user, updated_by=user,
                    was_cancelled=was_cancelled, lead_time=lead_time, last_action="submitted")
@@ -517,6 +526,7 @@ def annotations_bulk_delete(*, project: Project, annotation_ids: list[int] | Non
         webhooks.annotations_deleted_event(project, list(queryset.values_list("pk", flat=True)))))
     deleted_ids = list(queryset.values_list("pk", flat=True))
     count, _ = queryset.delete()
+    billing_limits.give_back(organization_id=connection.tenant.pk, counted="results", count=len(deleted_ids))
     _refresh_task_counters(affected)
     realtime.annotations_deleted(project_id=project.pk, annotation_ids=deleted_ids, task_ids=affected)
     storage_hooks.annotations_deleted(project_id=project.pk, annotation_ids=deleted_ids)

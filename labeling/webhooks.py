@@ -46,6 +46,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
+from billing import limits as billing_limits
 from labeling.models import Annotation, Project, Task, Webhook, WebhookDelivery
 from platform_core.crypto import DecryptionError, decrypt, encrypt
 from platform_core.ssrf import UnsafeUrlError, pinned_request, vet_url
@@ -180,6 +181,7 @@ def _clean_fields(fields: dict) -> dict:
 @transaction.atomic
 def webhook_create(*, project_id: int | None, fields: dict) -> tuple[Webhook, str]:
     """Create a webhook; returns it with its signing secret in clear (shown to the user once)."""
+    billing_limits.feature_or_raise(organization_id=connection.tenant.pk, feature="webhooks")
     if "url" not in fields:
         raise ValidationError({"url": "Give the URL to send events to."})
     if project_id is not None and not Project.objects.filter(pk=project_id).exists():

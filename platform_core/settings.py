@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.organization",
+                "billing.context_processors.billing_banner",
             ],
         },
     },
@@ -326,6 +327,18 @@ FIELD_ENCRYPTION_KEYS = [
 # --- Outgoing requests to user-given URLs (platform_core/ssrf.py) ------------------------------------
 # `host:port` endpoints let through the SSRF guard although they resolve to private addresses
 # (e.g. an intranet receiver), comma-separated. Empty by default: only public addresses.
+# --- Billing (billing/) -------------------------------------------------------------------------------
+# The plan (its code) a new organization starts on; plans are rows (billing.Plan), seeded by a migration.
+BILLING_SIGNUP_PLAN = os.environ.get("BILLING_SIGNUP_PLAN", "trial")
+# Days a past-due organization keeps working before it turns read-only.
+BILLING_GRACE_DAYS = int(os.environ.get("BILLING_GRACE_DAYS", "7"))
+# Stripe: the secret key for API calls, the webhook signing secret, and (tests) a local API base.
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+CELERY_BEAT_SCHEDULE["billing-trials-end"] = {"task": "billing.trials_end", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["billing-usage-reconcile"] = {"task": "billing.usage_reconcile_all", "schedule": 6 * 3600.0}
+
 # --- Cloud storages (storages/) --------------------------------------------------------------------
 # Local-files storages: each organization's folder is <root>/<organization slug>/; empty = off.
 LOCAL_FILES_DOCUMENT_ROOT = os.environ.get("LOCAL_FILES_DOCUMENT_ROOT", "")

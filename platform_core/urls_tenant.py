@@ -9,6 +9,8 @@ from accounts.api_organizations import urlpatterns as organization_api
 from accounts.api_users import urlpatterns as users_api
 from accounts.urls import api_urlpatterns as account_api
 from accounts.views_admin import page_urlpatterns as admin_pages
+from billing.api import urlpatterns as billing_api
+from billing.views import page_urlpatterns as billing_pages
 from labeling.api_members import urlpatterns as project_members_api
 from labeling.api_uploads import data_urlpatterns as labeling_data
 from labeling.urls import api_urlpatterns as labeling_api
@@ -41,8 +43,10 @@ urlpatterns = [
     path("api/", include(scim_api)),
     path("api/", include(realtime_api)),
     path("api/", include(storages_api)),
+    path("api/", include(billing_api)),
     path("", include(saml_pages)),
     path("", include(sso_settings_pages)),
+    path("", include(billing_pages)),
     path("", include(scim_protocol)),
     path("", include(labeling_data)),
     path("", include(storage_files)),

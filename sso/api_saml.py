@@ -7,6 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing import limits as billing_limits
 from platform_core.routing import route
 from sso import saml
 from sso.models import SamlSettings
@@ -59,6 +60,7 @@ class SamlSettingsApi(APIView):
         return Response(saml_settings_payload(settings_row, base_url=saml.base_url_of(request)))
 
     def post(self, request):
+        billing_limits.feature_or_raise(organization_id=request.organization.pk, feature="sso")
         updated = saml.saml_settings_update(organization=request.organization, actor=request.user,
                                             data=_body(request), request=request)
         return Response(saml_settings_payload(updated, base_url=saml.base_url_of(request)),

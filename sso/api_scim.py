@@ -22,6 +22,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing import limits as billing_limits
 from platform_core.routing import route
 from sso import scim
 from sso.models import ScimToken
@@ -72,9 +73,15 @@ class ScimView(View):
                                           if callable(getattr(self, method, None)))
             return response
         try:
+            billing_limits.feature_or_raise(organization_id=self.organization.pk, feature="scim")
             return handler(request, *args, **kwargs)
+        except billing_limits.FeatureNotInPlan as exc:
+            return scim_error(403, str(exc.detail["detail"]))
         except ScimError as exc:
             return scim_error(exc.status, exc.detail, scim_type=exc.scim_type)
+        except (billing_limits.LimitReached, billing_limits.ReadOnly) as exc:
+            # No seat left on the plan (or the organization is read-only): the IdP shows the detail.
+            return scim_error(403, str(exc.detail["detail"]))
         except Exception:
             # The IdP reads SCIM errors only; the services' transactions have rolled back by now.
             logger.exception("SCIM %s %s failed", request.method, request.path)
@@ -411,6 +418,7 @@ class ScimTokenListCreateApi(APIView):
         label = request.data.get("label", "") if isinstance(request.data, dict) else ""
         if not isinstance(label, str):
             raise ValidationError({"label": "A label is a string."})
+        billing_limits.feature_or_raise(organization_id=_organization(request).pk, feature="scim")
         token, value = scim_token_create(organization=_organization(request), actor=request.user, label=label,
                                          request=request)
         return Response({**scim_token_payload(token), "token": value}, status=status.HTTP_201_CREATED)

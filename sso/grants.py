@@ -29,6 +29,7 @@ from django_tenants.utils import tenant_context
 
 from accounts import audit
 from accounts.models import INACTIVE_ROLES, Membership, Role, User
+from billing import limits as billing_limits
 from sso.models import SsoGrant
 from tenants.models import Organization
 
@@ -414,6 +415,7 @@ def access_sync_many(*, organization: Organization, source: str, groups_of: Mapp
         joining = [Membership(user=users[user_id], organization=organization,
                               role=wanted_roles[user_id] or organization.default_role)
                    for user_id in users if user_id not in memberships and create_membership]
+        billing_limits.seats_take(organization_id=organization.pk, roles=[joiner.role for joiner in joining])
         for membership in Membership.objects.bulk_create(joining):
             memberships[membership.user_id] = membership
             results[membership.user_id].created = True

@@ -56,6 +56,7 @@ from accounts import audit
 from accounts.models import INACTIVE_ROLES, Membership, Role, User
 from accounts.organizations import forget_member_in_schema, lock_owners
 from accounts.services import member_tokens_revoke
+from billing import limits as billing_limits
 from realtime import events as realtime
 from sso.grants import GroupMappings, access_sync_many, grants_forget, mappings_clean
 from sso.models import ScimGroup, ScimGroupMember, ScimSettings, ScimUser, SsoGrant
@@ -573,6 +574,7 @@ def _account_for(*, organization: Organization, fields: _UserFields) -> tuple[Us
     if user is None:
         user = User.objects.create_user(fields.email, None, first_name=fields.first_name or "",
                                         last_name=fields.last_name or "")
+        billing_limits.seats_follow(organization_id=organization.pk, before=None, after=organization.default_role)
         Membership.objects.create(user=user, organization=organization, role=organization.default_role)
         return user, True
     if user.deleted_at is not None or not user.is_active:
@@ -581,8 +583,9 @@ def _account_for(*, organization: Organization, fields: _UserFields) -> tuple[Us
         raise ScimError(409, f"The account of {fields.email} is already a User here, with another userName.",
                         "uniqueness")
     _profile_follow(user=user, organization=organization, fields=fields)
-    Membership.objects.get_or_create(user=user, organization=organization,
-                                     defaults={"role": organization.default_role})
+    if not Membership.objects.filter(user=user, organization=organization).exists():
+        billing_limits.seats_follow(organization_id=organization.pk, before=None, after=organization.default_role)
+        Membership.objects.create(user=user, organization=organization, role=organization.default_role)
     return user, False
 
 
@@ -602,6 +605,7 @@ def _deactivate(*, organization: Organization, scim_user: ScimUser, membership: 
     if membership is not None and membership.role not in INACTIVE_ROLES:
         private["role_before_deactivation"] = membership.role
         previous = membership.role
+        billing_limits.seats_follow(organization_id=organization.pk, before=previous, after=Role.DEACTIVATED)
         membership.role = Role.DEACTIVATED
         membership.save(update_fields=["role", "updated_at"])
         realtime.member_removed(organization=organization, user=scim_user.user)
@@ -625,7 +629,9 @@ def _reactivate(*, organization: Organization, scim_user: ScimUser, membership: 
     if membership is None or role is None:
         return False
     if membership.role == Role.DEACTIVATED:
-        membership.role = role if role not in INACTIVE_ROLES else organization.default_role
+        restored = role if role not in INACTIVE_ROLES else organization.default_role
+        billing_limits.seats_follow(organization_id=organization.pk, before=membership.role, after=restored)
+        membership.role = restored
         membership.save(update_fields=["role", "updated_at"])
         _audit(organization=organization, action="scim.user_reactivated", target=scim_user.user, token_id=token_id,
                user_id=scim_user.user_id, email=scim_user.user.email, role=membership.role)
@@ -740,6 +746,7 @@ def scim_user_delete(*, organization: Organization, scim_user: ScimUser, if_matc
     role = membership.role if membership is not None else None
     if membership is not None:
         membership.delete()
+        billing_limits.seats_follow(organization_id=organization.pk, before=role, after=None)
         User.objects.filter(pk=user.pk, active_organization=organization).update(active_organization=None)
         forget_member_in_schema(organization=organization, user_id=user.pk)
         realtime.member_removed(organization=organization, user=user)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import Actor, can
 from accounts.selectors import membership_get
+from billing import limits as billing_limits
 from sso import saml
 from sso.selectors import organization_for_email, saml_settings_of
 from sso.sessions import (
@@ -88,6 +89,10 @@ def acs(request):
         user = saml.saml_user_provision(organization=organization, identity=validated.identity)
     except saml.SamlRefused as refused:
         return _refused(request, refused)
+    except (billing_limits.LimitReached, billing_limits.ReadOnly) as exc:
+        # Just-in-time provisioning needs a seat the plan does not have (or the organization is read-only).
+        return _refused(request, saml.SamlRefused(str(exc.detail["detail"]), status=402,
+                                                  reason=f"billing: {exc.default_code}"))
     saml_session_start(request=request, user=user, organization=organization,
                        name_id=validated.identity.name_id, session_index=validated.identity.session_index)
     return redirect(validated.relay_state)

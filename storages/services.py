@@ -27,9 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from billing import limits as billing_limits
 from labeling import services as labeling_services
 from labeling.models import Annotation, Project
 from platform_core import crypto
@@ -117,6 +118,7 @@ def storage_create(*, project: Project, direction: str, kind: str, fields: dict)
     for name, value in common.items():
         setattr(storage, name, "" if value is None and name in ("title", "description", "prefix", "regex_filter")
                 else value)
+    billing_limits.take(organization_id=connection.tenant.pk, counted=f"{direction}_storages")
     storage.save()
     return storage
 
@@ -139,9 +141,11 @@ def storage_update(*, storage: Storage, fields: dict) -> Storage:
     return storage
 
 
+@transaction.atomic
 def storage_delete(*, storage: Storage) -> None:
     """The connection and its links go; the tasks it imported stay (as in Label Studio)."""
     storage.delete()
+    billing_limits.give_back(organization_id=connection.tenant.pk, counted=f"{storage.direction}_storages")
 
 
 # --- sync jobs -------------------------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""Writes of billing: the subscription's state as Stripe reports it, trials that end, and the
+usage reconcile.
+
+States (OrganizationBilling.status): trialing (the signup plan's trial) -> active (a paid
+subscription) -> past_due (a payment failed: BILLING_GRACE_DAYS of grace, then read-only: members
+view and export, nothing is created) -> active again when an invoice is paid; canceled (the
+subscription ended, or a trial ended unpaid): the fallback plan, whose limits then apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django_tenants.utils import tenant_context
+
+from billing.models import OrganizationBilling, Plan, SubscriptionStatus
+from billing.selectors import billing_of, fallback_plan
+from platform_core import clock
+
+logger = logging.getLogger(__name__)
+
+
+def _locked(organization_id: int) -> OrganizationBilling:
+    billing_of(organization_id=organization_id)
+    return OrganizationBilling.objects.select_for_update().select_related("plan").get(organization_id=organization_id)
+
+
+@transaction.atomic
+def plan_set(*, organization_id: int, plan: Plan, status: str = SubscriptionStatus.ACTIVE,
+             current_period_end: datetime | None = None, stripe_customer_id: str | None = None,
+             stripe_subscription_id: str | None = None, trial_ends_at: datetime | None = None,
+             ) -> OrganizationBilling:
+    """The organization is on `plan` with `status` now (a subscription created or changed)."""
+    row = _locked(organization_id)
+    row.plan, row.status = plan, status
+    if status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+        row.grace_ends_at = None
+    if status == SubscriptionStatus.ACTIVE:
+        row.trial_ends_at = None
+    elif trial_ends_at is not None:
+        row.trial_ends_at = trial_ends_at
+    if current_period_end is not None:
+        row.current_period_end = current_period_end
+    if stripe_customer_id is not None:
+        row.stripe_customer_id = stripe_customer_id
+    if stripe_subscription_id is not None:
+        row.stripe_subscription_id = stripe_subscription_id
+    row.save()
+    return row
+
+
+@transaction.atomic
+def stripe_ids_link(*, organization_id: int, stripe_customer_id: str | None = None,
+                    stripe_subscription_id: str | None = None) -> OrganizationBilling:
+    """Stripe's ids on the organization's row (checkout done, customer made); plan and state stay."""
+    row = _locked(organization_id)
+    if stripe_customer_id is not None:
+        row.stripe_customer_id = stripe_customer_id
+    if stripe_subscription_id is not None:
+        row.stripe_subscription_id = stripe_subscription_id
+    row.save()
+    return row
+
+
+@transaction.atomic
+def payment_failed(*, organization_id: int) -> OrganizationBilling:
+    """Past due: the grace period starts (once; a second failure does not extend it)."""
+    row = _locked(organization_id)
+    if row.status != SubscriptionStatus.PAST_DUE or row.grace_ends_at is None:
+        row.status = SubscriptionStatus.PAST_DUE
+        row.grace_ends_at = clock.now() + timedelta(days=settings.BILLING_GRACE_DAYS)
+        row.save(update_fields=["status", "grace_ends_at", "updated_at"])
+    return row
+
+
+@transaction.atomic
+def payment_succeeded(*, organization_id: int, current_period_end: datetime | None = None) -> OrganizationBilling:
+    row = _locked(organization_id)
+    if row.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.TRIALING):
+        row.status = SubscriptionStatus.ACTIVE
+    row.grace_ends_at = None
+    if current_period_end is not None:
+        row.current_period_end = current_period_end
+    row.save()
+    return row
+
+
+@transaction.atomic
+def subscription_ended(*, organization_id: int) -> OrganizationBilling:
+    """Cancelled in Stripe (or a trial that ended unpaid): the fallback plan."""
+    row = _locked(organization_id)
+    row.plan, row.status = fallback_plan(), SubscriptionStatus.CANCELED
+    row.grace_ends_at = row.trial_ends_at = None
+    row.stripe_subscription_id = ""
+    row.save()
+    return row
+
+
+def trials_end() -> int:
+    """Beat job: trials past their end without a subscription fall back; how many."""
+    ended = 0
+    for row in OrganizationBilling.objects.filter(status=SubscriptionStatus.TRIALING, trial_ends_at__lte=clock.now(),
+                                                  stripe_subscription_id=""):
+        subscription_ended(organization_id=row.organization_id)
+        ended += 1
+    return ended
+
+
+# --- usage ---------------------------------------------------------------------------------------
+
+def usage_counted(*, organization) -> dict[str, int]:
+    """What the counters should say, from the tables (the organization's schema and the public one)."""
+    from accounts.models import INACTIVE_ROLES, Membership
+    from labeling.models import Annotation, Project
+    from storages.models import Storage
+
+    seats = Membership.objects.filter(organization=organization).exclude(role__in=INACTIVE_ROLES).count()
+    with tenant_context(organization):
+        storages = Storage.objects.values_list("direction", flat=True)
+        return {
+            "projects": Project.objects.count(), "seats": seats, "results": Annotation.objects.count(),
+            "import_storages": sum(1 for d in storages if d == Storage.Direction.IMPORT),
+            "export_storages": sum(1 for d in storages if d == Storage.Direction.EXPORT),
+        }
+
+
+def usage_reconcile(*, organization) -> dict[str, tuple[int, int]]:
+    """Set the counters to the tables' counts, under the row lock (no creation in between);
+    returns what changed: {counted: (was, now)}."""
+    with transaction.atomic():
+        row = _locked(organization.pk)
+        counted = usage_counted(organization=organization)
+        changed = {name: (getattr(row, name), value) for name, value in counted.items() if getattr(row, name) != value}
+        for name, value in counted.items():
+            setattr(row, name, value)
+        row.reconciled_at = clock.now()
+        row.save()
+    if changed:
+        logger.warning("billing: usage of organization %s reconciled: %s", organization.pk, changed)
+    return changed
