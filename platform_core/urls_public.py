@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from accounts import views as account_views
 from accounts.urls import public_api_urlpatterns
 from accounts.views_invites import public_page_urlpatterns as invite_pages
+from billing.api_stripe import public_urlpatterns as stripe_webhook
 from platform_core import api
 from sso.api_scim import scim_unauthenticated
 from sso.views_saml import public_page_urlpatterns as sso_pages
@@ -18,6 +19,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include(invite_pages)),
     path("", include(sso_pages)),
+    path("", include(stripe_webhook)),
     path("admin/", admin.site.urls),
     path("health", api.health),
     path("api/version/", api.VersionApi.as_view()),

@@ -10,6 +10,7 @@ from accounts.api_users import urlpatterns as users_api
 from accounts.urls import api_urlpatterns as account_api
 from accounts.views_admin import page_urlpatterns as admin_pages
 from billing.api import urlpatterns as billing_api
+from billing.api_stripe import tenant_urlpatterns as stripe_billing_api
 from billing.views import page_urlpatterns as billing_pages
 from labeling.api_members import urlpatterns as project_members_api
 from labeling.api_uploads import data_urlpatterns as labeling_data
@@ -44,6 +45,7 @@ urlpatterns = [
     path("api/", include(realtime_api)),
     path("api/", include(storages_api)),
     path("api/", include(billing_api)),
+    path("api/", include(stripe_billing_api)),
     path("", include(saml_pages)),
     path("", include(sso_settings_pages)),
     path("", include(billing_pages)),
