@@ -62,9 +62,11 @@ def take(*, organization_id: int, counted: str, count: int = 1) -> None:
     if count <= 0:
         return
     assert transaction.get_connection().in_atomic_block, "take() belongs inside the creating transaction"
-    billing_of(organization_id=organization_id)  # made on first need, outside the lock's row read
-    row = (OrganizationBilling.objects.select_for_update(of=("self",)).select_related("plan")
-           .get(organization_id=organization_id))
+    locked = OrganizationBilling.objects.select_for_update(of=("self",)).select_related("plan")
+    row = locked.filter(organization_id=organization_id).first()
+    if row is None:  # an organization's first counted creation: make its row, then lock it
+        billing_of(organization_id=organization_id)
+        row = locked.get(organization_id=organization_id)
     if is_read_only(row):
         raise ReadOnly()
     limit = row.plan.limit_of(counted)
