@@ -61,7 +61,9 @@ def main() -> int:
         python = sys.executable
         env = {**os.environ}
         children.append(subprocess.Popen(  # noqa: S603
-            [python, "-m", "celery", "-A", "platform_core", "worker", "--beat", "--loglevel=INFO",
+            # WARNING by default: at INFO the lock sweeper alone writes two lines every 5 seconds.
+            [python, "-m", "celery", "-A", "platform_core", "worker", "--beat",
+             f"--loglevel={os.environ.get('CELERY_LOG_LEVEL', 'WARNING')}",
              "--concurrency=2", "--schedule", str(BASE_DIR / ".data" / "celerybeat-schedule")],
             cwd=BASE_DIR, env=env,
         ))
