@@ -8,11 +8,12 @@
 - `/projects/<id>/storages`: the page of a project's storages (storages/static/storages/storages.js).
 """
 
+import itertools
 import mimetypes
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import re_path
 from django.views.decorators.csrf import ensure_csrf_cookie
 
@@ -31,9 +32,12 @@ from storages.services import provider_of
 CACHE_SECONDS = 300
 
 
-def _object_response(*, content: bytes, key: str) -> HttpResponse:
+def _object_response(*, provider, key: str) -> StreamingHttpResponse:
+    """The object streamed (a page scan may be large); a missing one is a 404 before any byte."""
+    pieces = provider.chunks(key)
+    first = next(pieces, b"")  # StorageError here, while a 404 can still be answered
     content_type = mimetypes.guess_type(PurePosixPath(key).name)[0] or "application/octet-stream"
-    response = HttpResponse(content, content_type=content_type)
+    response = StreamingHttpResponse(itertools.chain([first], pieces), content_type=content_type)
     response["Cache-Control"] = f"private, max-age={CACHE_SECONDS}"
     response["X-Content-Type-Options"] = "nosniff"
     # Bucket contents are the members' to choose: an HTML or SVG file opened from here must not run
@@ -57,7 +61,7 @@ class TaskFileProxyApi(LabelingApi):
         try:
             if storage.presign and storage.kind != "localfiles":
                 return HttpResponseRedirect(provider.presigned_url(key, ttl_seconds=storage.presign_ttl * 60))
-            return _object_response(content=provider.read(key), key=key)
+            return _object_response(provider=provider, key=key)
         except StorageError as exc:
             raise Http404(exc.detail) from None
 
@@ -75,7 +79,7 @@ class LocalFileApi(LabelingApi):
             try:
                 key = provider.key_of(uri)
                 if key is not None:
-                    return _object_response(content=provider.read(key), key=key)
+                    return _object_response(provider=provider, key=key)
             except StorageError:
                 continue
         raise Http404("No local storage of a project you can see holds that file.")

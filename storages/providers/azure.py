@@ -214,6 +214,12 @@ class AzureProvider(Provider):
         except (AzureError, ValueError) as exc:
             raise self._storage_error(exc, doing="read a blob", key=key) from None
 
+    def chunks(self, key: str):
+        try:
+            yield from self._container_client().download_blob(key).chunks()
+        except (AzureError, ValueError) as exc:
+            raise self._storage_error(exc, doing="read a blob", key=key) from None
+
     def write(self, key: str, data: bytes, *, content_type: str = "application/json") -> None:
         try:
             self._container_client().upload_blob(

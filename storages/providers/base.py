@@ -18,6 +18,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import ClassVar
 
+# What a streamed read hands on at a time.
+CHUNK_BYTES = 256 * 1024
+
 
 class StorageError(Exception):
     """A provider call failed: `detail` is safe to show; `field` names the option at fault."""
@@ -62,6 +65,11 @@ class Provider(ABC):
     @abstractmethod
     def read(self, key: str) -> bytes:
         """The object's content; StorageError when it is missing."""
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        """The object's content piece by piece (the storage proxy streams it); StorageError when it
+        is missing, raised by the first `next()`. Providers that can stream override this."""
+        yield self.read(key)
 
     @abstractmethod
     def write(self, key: str, data: bytes, *, content_type: str = "application/json") -> None: ...

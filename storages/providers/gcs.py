@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from storages.providers.base import Provider, StorageError, direct_child
+from storages.providers.base import CHUNK_BYTES, Provider, StorageError, direct_child
 
 CREDENTIALS_FIELD = "google_application_credentials"
 # Names per listing request: the JSON API's maximum, so a million objects take 1,000 requests.
@@ -142,6 +142,14 @@ class GCSProvider(Provider):
         blob = self._bucket().blob(key)
         with self._errors(action=f"read {key!r}", missing=f"There is no object {key!r} in bucket {self.container!r}."):
             return blob.download_as_bytes(timeout=REQUEST_TIMEOUT, retry=self._retry())
+
+    def chunks(self, key: str):
+        blob = self._bucket().blob(key)
+        missing = f"There is no object {key!r} in bucket {self.container!r}."
+        with self._errors(action=f"read {key!r}", missing=missing), \
+                blob.open("rb", chunk_size=CHUNK_BYTES, timeout=REQUEST_TIMEOUT, retry=self._retry()) as stream:
+            while chunk := stream.read(CHUNK_BYTES):
+                yield chunk
 
     def write(self, key: str, data: bytes, *, content_type: str = "application/json") -> None:
         blob = self._bucket().blob(key)

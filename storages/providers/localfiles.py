@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from django.conf import settings
 from django.db import connection
 
-from storages.providers.base import Provider, StorageError, direct_child
+from storages.providers.base import CHUNK_BYTES, Provider, StorageError, direct_child
 
 SERVE_PATH = "/data/local-files/"
 
@@ -93,6 +93,14 @@ class LocalFilesProvider(Provider):
         if not path.is_file():
             raise StorageError(f"{key} does not exist.")
         return path.read_bytes()
+
+    def chunks(self, key: str):
+        path = self._file(key)
+        if not path.is_file():
+            raise StorageError(f"{key} does not exist.")
+        with path.open("rb") as stream:
+            while chunk := stream.read(CHUNK_BYTES):
+                yield chunk
 
     def write(self, key: str, data: bytes, *, content_type: str = "application/json") -> None:
         path = self._file(key)

@@ -21,7 +21,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from platform_core.ssrf import UnsafeUrlError, vet_url
-from storages.providers.base import Provider, StorageError, direct_child
+from storages.providers.base import CHUNK_BYTES, Provider, StorageError, direct_child
 
 DEFAULT_REGION = "us-east-1"
 # SigV4 presigned URLs are valid for at most seven days.
@@ -218,6 +218,13 @@ class S3Provider(Provider):
     def read(self, key: str) -> bytes:
         try:
             return self._client().get_object(Bucket=self.container, Key=key)["Body"].read()
+        except _CLIENT_FAILURES as exc:
+            raise self._storage_error(exc, doing="read an object", key=key) from None
+
+    def chunks(self, key: str):
+        try:
+            body = self._client().get_object(Bucket=self.container, Key=key)["Body"]
+            yield from body.iter_chunks(CHUNK_BYTES)
         except _CLIENT_FAILURES as exc:
             raise self._storage_error(exc, doing="read an object", key=key) from None
 

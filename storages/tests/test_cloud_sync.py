@@ -157,3 +157,23 @@ def _missing_container_field(kind: str) -> dict:
 def test_provider_for_is_the_api_kind(cloud):
     # The registry hands out the right class for each API type.
     assert provider_for(kind=cloud.kind, options={}, secrets={}).kind == cloud.kind
+
+
+def test_without_presigning_the_proxy_streams_the_object(world, owner, project, cloud, api):
+    """presign off: the task's reference becomes the storage proxy, which streams the object (in
+    pieces: it is larger than one) to members who see the task, and to nobody else."""
+    container = cloud.make_container()
+    page = bytes(range(256)) * 3000  # 768 kB: three pieces of the proxy's 256 kB
+    cloud.put_many(container, {"big/page.png": page})
+    storage = owner("post", f"/api/storages/{cloud.kind}/", {
+        "project": project, "prefix": "big", "use_blob_urls": True, "presign": False, **cloud.fields(container)})
+    assert storage.status_code == 201, storage.content
+    assert _sync(world, storage.json()["id"]).last_sync_count == 1
+    task = owner("get", f"/api/tasks/?project={project}").json()["tasks"][0]
+    url = next(iter(owner("get", f"/api/tasks/{task['id']}").json()["data"].values()))
+    assert url.startswith(f"/o/org-a/tasks/{task['id']}/presign/?fileuri=")
+    served = api.call("get", url, token=world.owner_a.legacy_key)
+    assert served.status_code == 200 and served.streaming
+    assert b"".join(served.streaming_content) == page
+    assert api.call("get", url, token=world.annotator_a.legacy_key).status_code == 404
+    assert api.call("get", url.replace("/o/org-a/", "/o/org-b/"), token=world.owner_b.legacy_key).status_code == 404

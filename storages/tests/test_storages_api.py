@@ -50,6 +50,11 @@ def _create(caller, kind, body, *, export=False):
     return caller("post", path, body)
 
 
+def _body(response) -> bytes:
+    """A served object's bytes (the proxy streams them)."""
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 def _sync(world, storage_id):
     from storages import services
 
@@ -115,7 +120,7 @@ def test_local_files_are_served_to_those_who_see_the_project_only(world, owner, 
     body = _create(owner, "localfiles", {"project": project, "path": "scans", "use_blob_urls": True}).json()
     _sync(world, body["id"])
     served = owner("get", "/data/local-files/?d=scans/page-1.png")
-    assert served.content == b"\x89PNG page 1" and served["Content-Type"] == "image/png"
+    assert _body(served) == b"\x89PNG page 1" and served["Content-Type"] == "image/png"
     (files_root / "org-a" / "scans" / "trap.html").write_text("<script>alert(document.cookie)</script>")
     trap = owner("get", "/data/local-files/?d=scans/trap.html")
     assert "sandbox" in trap["Content-Security-Policy"] and trap["X-Content-Type-Options"] == "nosniff"
@@ -222,7 +227,7 @@ def test_task_detail_resolves_local_references_for_the_editor(world, owner, anno
     detail = owner("get", f"/api/tasks/{task['id']}").json()
     url = detail["data"]["ocr"]
     assert urlsplit(url).path == f"/o/org-a/tasks/{task['id']}/presign/"
-    assert api.call("get", url, token=world.owner_a.legacy_key).content.startswith(b"\x89PNG")
+    assert _body(api.call("get", url, token=world.owner_a.legacy_key)).startswith(b"\x89PNG")
     assert api.call("get", url, token=world.annotator_a.legacy_key).status_code == 404  # not in the project
     assert owner("get", f"/api/tasks/{task['id']}?resolve_uri=false").json()["data"]["ocr"].startswith(
         "/data/local-files/?d=")
