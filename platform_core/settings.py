@@ -337,6 +337,8 @@ STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 CELERY_BEAT_SCHEDULE["billing-trials-end"] = {"task": "billing.trials_end", "schedule": 3600.0}
+# IdP metadata fetched again from its URL (certificate rollover), daily.
+CELERY_BEAT_SCHEDULE["refresh-saml-metadata"] = {"task": "sso.refresh_saml_metadata", "schedule": 24 * 3600.0}
 CELERY_BEAT_SCHEDULE["billing-usage-reconcile"] = {"task": "billing.usage_reconcile_all", "schedule": 6 * 3600.0}
 
 # --- Cloud storages (storages/) --------------------------------------------------------------------

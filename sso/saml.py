@@ -805,6 +805,24 @@ def saml_settings_update(*, organization: Organization, actor, data: dict, reque
                                request=request)
 
 
+def saml_metadata_refresh(*, organization: Organization) -> bool | None:
+    """Fetch the IdP metadata again from `metadata_url` (an IdP rolling its signing certificate
+    publishes the new one there) and store it when it changed, as a settings change by nobody
+    (audited). True: changed; False: the same; None: no URL. A failed fetch or invalid metadata
+    raises ValidationError (naming `metadata_url`) and keeps what is stored."""
+    row = SamlSettings.objects.filter(organization=organization).first()
+    if row is None or not row.metadata_url:
+        return None
+    url = row.metadata_url
+    fetched = metadata_fetch(url)
+    if fetched.strip() == row.metadata_xml.strip():
+        return False
+    with transaction.atomic():
+        _settings_apply(organization=organization, actor=None, data={"metadata_url": url}, url=url, fetched=fetched,
+                        request=None)
+    return True
+
+
 def _settings_apply(*, organization: Organization, actor, data: dict, url: str | None, fetched: str | None,
                     request) -> SamlSettings:
     row = SamlSettings.objects.select_for_update().get(organization=organization)
