@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.organization",
                 "billing.context_processors.billing_banner",
+                "sso.context_processors.logout_action",
             ],
         },
     },

@@ -79,3 +79,14 @@ def test_without_an_idp_logout_endpoint_logging_out_stays_local(saml_a, api, cli
     assert saml_a.login(client, email=ADA).status_code == 302
     answer = client.post(f"{saml_a.root}/logout")
     assert answer["Location"] == "/accounts/login/" and "_auth_user_id" not in client.session
+
+
+def test_the_header_logs_an_sso_session_out_through_single_logout(saml_a, client, signed_in, world):
+    from django.test import Client
+
+    page = client.get("/o/org-a/").content.decode()
+    assert 'action="/o/org-a/saml/logout" data-testid="logout-form"' in page
+    password_session = Client()
+    password_session.force_login(world.owner_a.user)
+    page = password_session.get("/o/org-a/").content.decode()
+    assert 'action="/accounts/logout/" data-testid="logout-form"' in page
