@@ -302,6 +302,7 @@ def tasks_import(*, project: Project, tasks: list[dict], user, import_job_id: in
         _insert_from_json(sql=INSERT_PREDICTIONS_SQL, rows=predictions,
                           params={**common, "model_version": project.model_version or ""})
     result.task_count, result.task_ids = count, task_ids
+    realtime.tasks_created(project_id=project.pk, count=count)
     result.annotation_count, result.prediction_count = len(annotations), len(predictions)
     result.duration = time.monotonic() - started
     webhooks.emit(project_id=project.pk, action="TASKS_CREATED",
@@ -357,7 +358,10 @@ def tasks_delete(*, project: Project, task_ids: list[int] | None = None) -> int:
     """Delete some (or all) tasks of a project. Returns how many."""
     webhooks.emit(project_id=project.pk, action="TASKS_DELETED", payload_factory=lambda: webhooks.tasks_deleted_event(
         project, task_ids if task_ids is not None else list(project.tasks.values_list("pk", flat=True))))
-    return _delete_tasks_sql(project_id=project.pk, task_ids=task_ids)
+    deleted = _delete_tasks_sql(project_id=project.pk, task_ids=task_ids)
+    if deleted:
+        realtime.tasks_deleted(project_id=project.pk, count=deleted)
+    return deleted
 
 
 @transaction.atomic

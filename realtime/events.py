@@ -203,6 +203,17 @@ def annotations_bulk_created(*, project_id: int, annotation_ids: list[int], task
     })
 
 
+# --- tasks -----------------------------------------------------------------------------------------
+
+def tasks_created(*, project_id: int, count: int) -> None:
+    """Tasks imported (the API, an import job's batch, a storage sync's batch), after commit."""
+    _to_project(project_id, {"type": "tasks.created", "count": count})
+
+
+def tasks_deleted(*, project_id: int, count: int) -> None:
+    _to_project(project_id, {"type": "tasks.deleted", "count": count})
+
+
 def annotations_deleted(*, project_id: int, annotation_ids: list[int], task_ids: list[int]) -> None:
     _to_project(project_id, {
         "type": "annotation.deleted", "annotations": annotation_ids, "tasks": sorted(task_ids),

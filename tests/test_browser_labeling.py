@@ -422,3 +422,17 @@ def test_the_owner_imports_and_exports_from_the_project_page(as_person, live_ser
     converted = owner.request.get(link.evaluate("a => a.href"))
     assert converted.status == 200 and TRANSCRIPTION in converted.text()
     owner.screenshot(path="/tmp/scriptorium-project-import-export.png", full_page=True)
+
+
+def test_tasks_someone_else_imports_appear_live(as_person, live_server_url, scene, new_project):
+    project = new_project("Live imports", tasks=1)
+    ben = as_person("ben")
+    ben.goto(project_url(live_server_url, scene, project))
+    wait_live(ben)
+    assert ben.locator("tr[data-testid=task-row]").count() == 1
+    status, _ = api_call(live_server_url, scene, "owner", "POST", f"/projects/{project.id}/import",
+                         [{"ocr": f"https://example.test/live/{n}.png"} for n in range(2)])
+    assert status == 201
+    ben.locator("tr[data-testid=task-row]").nth(2).wait_for()
+    ben.get_by_test_id("activity").get_by_text("2 tasks were imported").wait_for()
+    ben.locator("[data-count=task_number]", has_text="3").wait_for()

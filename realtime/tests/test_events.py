@@ -146,3 +146,17 @@ def test_events_of_a_never_reach_b_even_on_the_same_project_id(world, live_serve
         b_socket.close()
     finally:
         in_schema(world.org_b, lambda: services.project_delete(project=twin))
+
+
+def test_tasks_imported_and_deleted_are_news(world, live_server_url, lock_project, stream):
+    watcher = stream(world.annotator_a)
+    response = api_call(live_server_url, world.manager_a, "post", f"/api/projects/{lock_project.pk}/import",
+                        [{"ocr": f"https://example.test/new/{n}.png"} for n in range(4)])
+    assert response.status_code == 201, response.text
+    assert watcher.expect("tasks.created", within=WITHIN)["count"] == 4
+    task_id = response.json().get("task_ids", [None])[0] or max(
+        task["id"] for task in api_call(live_server_url, world.manager_a, "get",
+                                        f"/api/tasks/?project={lock_project.pk}&page_size=100").json()["tasks"])
+    response = api_call(live_server_url, world.manager_a, "delete", f"/api/tasks/{task_id}")
+    assert response.status_code == 204, response.text
+    assert watcher.expect("tasks.deleted", within=WITHIN)["count"] == 1

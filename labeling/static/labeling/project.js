@@ -90,6 +90,9 @@
     for (const row of taskBody.querySelectorAll("tr[data-task-id]")) showLock(Number(row.dataset.taskId));
   }
 
+  // Tasks others import or delete: the table is read again, once for a burst of events.
+  const refreshTasks = Admin.debounce(() => loadTasks(), 500);
+
   async function loadTasks() {
     if (!config.can.tasks) return;
     let payload;
@@ -387,6 +390,16 @@
       feedItem({ when: now(), who: event.user, kind: "submitted",
         text: `created ${count} annotation${count === 1 ? "" : "s"} on ${(event.tasks || []).length} task(s)` });
       refreshCounts();
+    })
+    .on("tasks.created", (event) => {
+      feedItem({ when: now(), who: null, kind: "import", text: `${event.count} task${event.count === 1 ? " was" : "s were"} imported` });
+      refreshCounts();
+      refreshTasks();
+    })
+    .on("tasks.deleted", (event) => {
+      feedItem({ when: now(), who: null, kind: "deleted", text: `${event.count} task${event.count === 1 ? " was" : "s were"} deleted` });
+      refreshCounts();
+      refreshTasks();
     })
     .on("annotation.deleted", (event) => {
       for (const [taskId, counts] of Object.entries(event.task_counts || {})) showTaskCounts(Number(taskId), counts);
