@@ -43,6 +43,25 @@ class WhoAmIApi(APIView):
         return _current_user_response(request)
 
 
+# What other organizations' members see of a person: not set from a session one organization's SAML made.
+SHARED_IDENTITY_FIELDS = ("first_name", "last_name", "email", "username")
+
+
+def _refuse_shared_identity_changes_from_sso(request, changes: dict) -> None:
+    """A session made by organization A's single sign-on speaks for A's identity provider; the
+    account's name and email are also what B's members see, so it may not change them while the
+    account belongs to another organization (a password session or a token may)."""
+    from sso.sessions import sso_organization_id
+
+    made_by = sso_organization_id(request.session) if request.auth is None else None
+    touched = [name for name in SHARED_IDENTITY_FIELDS if name in changes]
+    if made_by is None or not touched:
+        return
+    if selectors.memberships_of_user(user=request.user).exclude(organization_id=made_by).exists():
+        raise ValidationError({name: "Your account belongs to other organizations too: change it after logging in "
+                                     "with your password, or ask your identity provider." for name in touched})
+
+
 class CurrentUserApi(APIView):
     # Your own profile: any member, with the write scope to change it.
     permissions = {"GET": "organizations.view", "PATCH": "profile.change"}
@@ -53,6 +72,7 @@ class CurrentUserApi(APIView):
     def patch(self, request):
         serializer = UserUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        _refuse_shared_identity_changes_from_sso(request, serializer.validated_data)
         services.user_profile_update(user=request.user, changes=serializer.validated_data, by_self=True)
         if "password" in serializer.validated_data and request.auth is None:
             # A browser session stays logged in after its own password change.

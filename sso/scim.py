@@ -59,7 +59,7 @@ from accounts.services import member_tokens_revoke
 from billing import limits as billing_limits
 from realtime import events as realtime
 from sso.grants import GroupMappings, access_sync_many, grants_forget, mappings_clean
-from sso.models import ScimGroup, ScimGroupMember, ScimSettings, ScimUser, SsoGrant
+from sso.models import ScimGroup, ScimGroupMember, ScimSettings, ScimToken, ScimUser, SsoGrant
 from sso.scim_filter import FilterError, FilterField, case_insensitive_equal, filter_to_q, parse_filter
 from sso.scim_patch import ResourceSpec, ScimError, document_clean, invalid_value, operations_parse, patch_apply
 from sso.selectors import scim_settings_of
@@ -589,16 +589,26 @@ def _account_for(*, organization: Organization, fields: _UserFields) -> tuple[Us
     return user, False
 
 
-def _last_owner_refusal(*, membership: Membership | None, owner_ids: list[int]) -> str | None:
-    if membership is not None and membership.role == Role.OWNER and owner_ids == [membership.user_id]:
+def _last_owner_refusal(*, membership: Membership | None, owner_ids: list[int],
+                        token_id: int | None = None) -> str | None:
+    """Why SCIM may not deactivate or delete this member: the last active Owner never; any Owner
+    only through a token an Owner made (an Administrator's token cannot remove those above them)."""
+    if membership is None or membership.role != Role.OWNER:
+        return None
+    if owner_ids == [membership.user_id]:
         return ("This is the organization's last active Owner: make another member an Owner before "
                 "deactivating or deleting this one.")
+    if token_id is not None:
+        made_by = ScimToken.objects.filter(pk=token_id).values_list("created_by_id", flat=True).first()
+        if made_by not in owner_ids:
+            return ("This member is an Owner: only a SCIM token made by an Owner may deactivate or delete "
+                    "an Owner.")
     return None
 
 
 def _deactivate(*, organization: Organization, scim_user: ScimUser, membership: Membership | None,
                 owner_ids: list[int], token_id: int | None) -> None:
-    refusal = _last_owner_refusal(membership=membership, owner_ids=owner_ids)
+    refusal = _last_owner_refusal(membership=membership, owner_ids=owner_ids, token_id=token_id)
     if refusal:
         raise ScimError(400, refusal, "mutability")
     private = scim_user.resource.setdefault(PRIVATE, {})
@@ -740,7 +750,7 @@ def scim_user_delete(*, organization: Organization, scim_user: ScimUser, if_matc
     locked = _locked_user(organization=organization, scim_user=scim_user, if_match=if_match)
     user = locked.user
     membership = Membership.objects.select_for_update().filter(user=user, organization=organization).first()
-    refusal = _last_owner_refusal(membership=membership, owner_ids=owner_ids)
+    refusal = _last_owner_refusal(membership=membership, owner_ids=owner_ids, token_id=token_id)
     if refusal:
         raise ScimError(409, refusal)
     role = membership.role if membership is not None else None

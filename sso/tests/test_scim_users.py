@@ -432,3 +432,20 @@ def test_delete_removes_the_member_and_what_they_had_here_but_not_the_account(wo
     assert again["id"] != body["id"]
     assert access_in_a(world, person) == {"role": world.org_a.default_role, "workspaces": set(),
                                           "projects": set(), "project_roles": {}}
+
+
+def test_only_a_token_an_owner_made_may_deactivate_or_delete_an_owner(world, scim_a, client):
+    from sso.tests.scim_fixtures import ScimCalls, token_of
+
+    second = scim_a.create_user("second-owner@a.test")
+    user = ScimUser.objects.get(pk=second["id"]).user
+    Membership.objects.filter(user=user, organization=world.org_a).update(role=Role.OWNER)
+    path = f"/Users/{second['id']}"
+    by_admin = ScimCalls(client, token=token_of(world.org_a, world.admin_a.user), slug="org-a")
+    detail = scim_error_of(by_admin.patch(path, [{"op": "replace", "value": {"active": False}}]), 400, "mutability")
+    assert "made by an Owner" in detail
+    assert "made by an Owner" in scim_error_of(by_admin.delete(path), 409)
+    assert access_in_a(world, user)["role"] == Role.OWNER
+    # An Owner's token may: this Owner is not the last one.
+    _patched(scim_a, second["id"], [{"op": "replace", "path": "active", "value": False}])
+    assert access_in_a(world, user)["role"] == Role.DEACTIVATED
