@@ -22,6 +22,7 @@ from rest_framework.exceptions import APIException
 
 from billing.models import COUNTED, OrganizationBilling
 from billing.selectors import billing_of, is_read_only
+from billing.services import billing_locked
 
 NAMES = {"projects": "projects", "seats": "active members (seats)", "results": "annotations",
          "import_storages": "source storages", "export_storages": "target storages"}
@@ -62,11 +63,7 @@ def take(*, organization_id: int, counted: str, count: int = 1) -> None:
     if count <= 0:
         return
     assert transaction.get_connection().in_atomic_block, "take() belongs inside the creating transaction"
-    locked = OrganizationBilling.objects.select_for_update(of=("self",)).select_related("plan")
-    row = locked.filter(organization_id=organization_id).first()
-    if row is None:  # an organization's first counted creation: make its row, then lock it
-        billing_of(organization_id=organization_id)
-        row = locked.get(organization_id=organization_id)
+    row = billing_locked(organization_id)
     if is_read_only(row):
         raise ReadOnly()
     limit = row.plan.limit_of(counted)

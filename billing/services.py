@@ -23,9 +23,25 @@ from platform_core import clock
 logger = logging.getLogger(__name__)
 
 
-def _locked(organization_id: int) -> OrganizationBilling:
-    billing_of(organization_id=organization_id)
-    return OrganizationBilling.objects.select_for_update().select_related("plan").get(organization_id=organization_id)
+def billing_locked(organization_id: int) -> OrganizationBilling:
+    """The organization's billing row (with its plan), locked until the transaction ends: limits,
+    subscription changes and webhooks about one organization serialize on it. One read; the row
+    is made on the organization's first need. Only the row is locked, never its plan (which every
+    organization on that plan shares)."""
+    locked = OrganizationBilling.objects.select_for_update(of=("self",)).select_related("plan")
+    row = locked.filter(organization_id=organization_id).first()
+    if row is None:
+        billing_of(organization_id=organization_id)
+        row = locked.get(organization_id=organization_id)
+    return row
+
+
+def _stripe_ids_set(row: OrganizationBilling, *, customer: str | None, subscription: str | None) -> None:
+    """Stripe's ids given (None: keep the stored one)."""
+    if customer is not None:
+        row.stripe_customer_id = customer
+    if subscription is not None:
+        row.stripe_subscription_id = subscription
 
 
 @transaction.atomic
@@ -34,7 +50,7 @@ def plan_set(*, organization_id: int, plan: Plan, status: str = SubscriptionStat
              stripe_subscription_id: str | None = None, trial_ends_at: datetime | None = None,
              ) -> OrganizationBilling:
     """The organization is on `plan` with `status` now (a subscription created or changed)."""
-    row = _locked(organization_id)
+    row = billing_locked(organization_id)
     row.plan, row.status = plan, status
     if status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         row.grace_ends_at = None
@@ -44,10 +60,7 @@ def plan_set(*, organization_id: int, plan: Plan, status: str = SubscriptionStat
         row.trial_ends_at = trial_ends_at
     if current_period_end is not None:
         row.current_period_end = current_period_end
-    if stripe_customer_id is not None:
-        row.stripe_customer_id = stripe_customer_id
-    if stripe_subscription_id is not None:
-        row.stripe_subscription_id = stripe_subscription_id
+    _stripe_ids_set(row, customer=stripe_customer_id, subscription=stripe_subscription_id)
     row.save()
     return row
 
@@ -56,11 +69,8 @@ def plan_set(*, organization_id: int, plan: Plan, status: str = SubscriptionStat
 def stripe_ids_link(*, organization_id: int, stripe_customer_id: str | None = None,
                     stripe_subscription_id: str | None = None) -> OrganizationBilling:
     """Stripe's ids on the organization's row (checkout done, customer made); plan and state stay."""
-    row = _locked(organization_id)
-    if stripe_customer_id is not None:
-        row.stripe_customer_id = stripe_customer_id
-    if stripe_subscription_id is not None:
-        row.stripe_subscription_id = stripe_subscription_id
+    row = billing_locked(organization_id)
+    _stripe_ids_set(row, customer=stripe_customer_id, subscription=stripe_subscription_id)
     row.save()
     return row
 
@@ -68,7 +78,7 @@ def stripe_ids_link(*, organization_id: int, stripe_customer_id: str | None = No
 @transaction.atomic
 def payment_failed(*, organization_id: int) -> OrganizationBilling:
     """Past due: the grace period starts (once; a second failure does not extend it)."""
-    row = _locked(organization_id)
+    row = billing_locked(organization_id)
     if row.status != SubscriptionStatus.PAST_DUE or row.grace_ends_at is None:
         row.status = SubscriptionStatus.PAST_DUE
         row.grace_ends_at = clock.now() + timedelta(days=settings.BILLING_GRACE_DAYS)
@@ -78,7 +88,7 @@ def payment_failed(*, organization_id: int) -> OrganizationBilling:
 
 @transaction.atomic
 def payment_succeeded(*, organization_id: int, current_period_end: datetime | None = None) -> OrganizationBilling:
-    row = _locked(organization_id)
+    row = billing_locked(organization_id)
     if row.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.TRIALING):
         row.status = SubscriptionStatus.ACTIVE
     row.grace_ends_at = None
@@ -91,7 +101,7 @@ def payment_succeeded(*, organization_id: int, current_period_end: datetime | No
 @transaction.atomic
 def subscription_ended(*, organization_id: int) -> OrganizationBilling:
     """Cancelled in Stripe (or a trial that ended unpaid): the fallback plan."""
-    row = _locked(organization_id)
+    row = billing_locked(organization_id)
     row.plan, row.status = fallback_plan(), SubscriptionStatus.CANCELED
     row.grace_ends_at = row.trial_ends_at = None
     row.stripe_subscription_id = ""
@@ -131,7 +141,7 @@ def usage_reconcile(*, organization) -> dict[str, tuple[int, int]]:
     """Set the counters to the tables' counts, under the row lock (no creation in between);
     returns what changed: {counted: (was, now)}."""
     with transaction.atomic():
-        row = _locked(organization.pk)
+        row = billing_locked(organization.pk)
         counted = usage_counted(organization=organization)
         changed = {name: (getattr(row, name), value) for name, value in counted.items() if getattr(row, name) != value}
         for name, value in counted.items():

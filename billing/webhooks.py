@@ -24,7 +24,6 @@ from django.db import IntegrityError, transaction
 
 from billing import services
 from billing.models import OrganizationBilling, Plan, StripeEvent, SubscriptionStatus
-from billing.selectors import billing_of
 from tenants.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -120,7 +119,7 @@ def _subscription_changed(subscription: dict) -> Outcome:
                                        customer_id=customer_id, subscription_id=subscription_id)
     if organization_id is None:
         return Outcome("ignored", reason="no known organization")
-    row = _locked(organization_id)
+    row = services.billing_locked(organization_id)
     stripe_status = subscription.get("status")
     if stripe_status in ACTIVE_STATUSES:
         price_id = _first_price_id(subscription)
@@ -152,7 +151,7 @@ def _subscription_deleted(subscription: dict) -> Outcome:
                                        subscription_id=subscription_id)
     if organization_id is None:
         return Outcome("ignored", reason="no known organization")
-    if _another_subscription(_locked(organization_id), subscription_id):
+    if _another_subscription(services.billing_locked(organization_id), subscription_id):
         return Outcome("ignored", organization_id, "not the current subscription")
     services.subscription_ended(organization_id=organization_id)
     return Outcome("handled", organization_id, "subscription ended")
@@ -164,7 +163,7 @@ def _invoice_paid(invoice: dict) -> Outcome:
         return Outcome("ignored", reason="no known organization")
     if not subscription_id:
         return Outcome("ignored", organization_id, "not a subscription's invoice")
-    if _another_subscription(_locked(organization_id), subscription_id):
+    if _another_subscription(services.billing_locked(organization_id), subscription_id):
         return Outcome("ignored", organization_id, "not the current subscription")
     services.payment_succeeded(organization_id=organization_id, current_period_end=_invoice_period_end(invoice))
     return Outcome("handled", organization_id, "payment succeeded")
@@ -176,7 +175,7 @@ def _invoice_payment_failed(invoice: dict) -> Outcome:
         return Outcome("ignored", reason="no known organization")
     if not subscription_id:
         return Outcome("ignored", organization_id, "not a subscription's invoice")
-    row = _locked(organization_id)
+    row = services.billing_locked(organization_id)
     if _another_subscription(row, subscription_id):
         return Outcome("ignored", organization_id, "not the current subscription")
     return _failed(row, subscription_id=subscription_id)
@@ -200,12 +199,6 @@ def _failed(row: OrganizationBilling, *, subscription_id: str) -> Outcome:
         return Outcome("ignored", row.organization_id, "no subscription to make past due")
     services.payment_failed(organization_id=row.organization_id)
     return Outcome("handled", row.organization_id, "payment failed")
-
-
-def _locked(organization_id: int) -> OrganizationBilling:
-    """The billing row, locked until the event's transaction ends (events about one organization serialize)."""
-    billing_of(organization_id=organization_id)
-    return OrganizationBilling.objects.select_for_update().get(organization_id=organization_id)
 
 
 def _another_subscription(row: OrganizationBilling, subscription_id: str) -> bool:

@@ -4,30 +4,18 @@ Stripe API behind daphne; the Checkout page itself is answered by the browser's 
 
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
 
 from billing.tests.fake_stripe import FAKE_SECRET_KEY, fake_stripe_serving
-from conftest import PASSWORD, _database_url_of, start_daphne
+from conftest import PASSWORD, _database_url_of, in_worker, start_daphne
 
 pytestmark = pytest.mark.browser
 
 TEAM_PRICE = "price_team_browser_test"
 
 
-def in_worker(django_db_blocker, fn, *args):
-    from django.db import connections
-
-    def work():
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    with django_db_blocker.unblock(), ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result()
 
 
 @pytest.fixture(scope="module")
