@@ -12,7 +12,7 @@ the same for the 10th organization as for the 10,000th. This script measures exa
   which is what signups pay when the pool runs dry.
 
 It never touches the database named in DATABASE_URL: it creates a throwaway database
-`scriptorium_bench_<pid>` on the same server, migrates it with `migrate_schemas`, and drops it at
+`scriptorium_bench_provisioning_<pid>` on the same server, migrates it with `migrate_schemas`, and drops it at
 the end, also on error or Ctrl-C.
 
 Usage: python bench/provisioning.py [--orgs N] [--database-url URL]   (or `make bench`)
@@ -20,23 +20,17 @@ Usage: python bench/provisioning.py [--orgs N] [--database-url URL]   (or `make 
 
 import argparse
 import os
-import signal
 import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
-from psycopg import sql
+from throwaway import throwaway_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BATCH = 10  # organizations per refill, like the default TENANT_WARM_POOL_SIZE
 FALLBACK_ORGS = 10
 
-
-def with_database(url: str, name: str) -> str:
-    return urlsplit(url)._replace(path="/" + name).geturl()
 
 
 def pcts(samples: list[float]) -> tuple[float, float]:
@@ -106,31 +100,13 @@ def main() -> int:
     if args.orgs < 10:
         parser.error("--orgs must be at least 10")
 
-    name = f"scriptorium_bench_{os.getpid()}"
-    admin_url = with_database(args.database_url, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below on `kill` too
     try:
-        os.environ["DATABASE_URL"] = with_database(args.database_url, name)
-        os.environ["CELERY_BROKER_URL"] = "memory://localhost/"  # the on-commit refill request goes nowhere
-        os.environ["DJANGO_SETTINGS_MODULE"] = "platform_core.settings"
-        os.environ.setdefault("LOG_LEVEL", "WARNING")  # no "pool empty; cloning" line per fallback org
-        sys.path.insert(0, str(BASE_DIR))
-        import django
-
-        django.setup()
-        print(f"benchmark database {name}; provisioning {args.orgs} organizations (+{FALLBACK_ORGS} clones)")
-        run(args.orgs)
+        with throwaway_database(database_url=args.database_url, what="provisioning") as name:
+            print(f"benchmark database {name}; provisioning {args.orgs} organizations (+{FALLBACK_ORGS} clones)")
+            run(args.orgs)
     except KeyboardInterrupt:
         print("interrupted")
         return 130
-    finally:
-        if "django.db" in sys.modules:
-            sys.modules["django.db"].connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        print(f"dropped {name}")
     return 0
 
 

@@ -40,9 +40,6 @@ LAYERS = {"pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer", "core": "ch
 CONNECT_CONCURRENCY = 50
 
 
-def with_database(url: str, name: str) -> str:
-    return urlsplit(url)._replace(path="/" + name).geturl()
-
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
@@ -365,45 +362,28 @@ def main() -> int:
     if not args.database_url or not os.environ.get("REDIS_URL"):
         parser.error("set DATABASE_URL and REDIS_URL (python -m platform_core.embedded -- ... does)")
 
-    import psycopg
-    from psycopg import sql
+    # Imported here: the client processes (spawned) import this module with the sys.path the
+    # throwaway database leaves, which no longer has bench/.
+    from throwaway import throwaway_database
 
-    name = f"scriptorium_bench_rt_{os.getpid()}"
-    admin_url = with_database(args.database_url, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        env = {
-            **os.environ, "DATABASE_URL": with_database(args.database_url, name),
-            "CACHE_KEY_PREFIX": f"bench-rt-{os.getpid()}-", "DJANGO_SETTINGS_MODULE": "platform_core.settings",
-            "LOG_LEVEL": "WARNING", "REALTIME_IDLE_TIMEOUT_SECONDS": "600",
-            "CELERY_BROKER_URL": "memory://localhost/",  # the on-commit warm-pool refill goes nowhere
-        }
-        os.environ.update(env)
-        # This file is bench/realtime.py: the repository's `realtime` app must win the import.
-        sys.path[:] = [str(BASE_DIR)] + [p for p in sys.path if Path(p or ".").resolve() != BASE_DIR / "bench"]
-        import django
+        with throwaway_database(database_url=args.database_url, what="rt", extra_env={
+            "CACHE_KEY_PREFIX": f"bench-rt-{os.getpid()}-", "LOG_LEVEL": "WARNING",
+            "REALTIME_IDLE_TIMEOUT_SECONDS": "600",
+        }) as name:
+            print(f"benchmark database {name}: {args.clients} clients of {args.users} people, {args.rounds} rounds")
+            world = prepare(users=args.users, rounds=args.rounds)
+            from django.db import connections
 
-        django.setup()
-        print(f"benchmark database {name}: {args.clients} clients of {args.users} people, {args.rounds} rounds")
-        world = prepare(users=args.users, rounds=args.rounds)
-        from django.db import connections
-
-        connections.close_all()
-        results = {layer: run_layer(layer=layer, world=world, args=args, server_env=env)
-                   for layer in (LAYERS if args.layer == "both" else [args.layer])}
-        if len(results) > 1:
-            print("\n" + ", ".join(f"{layer}: p99 {result['p99']:.1f} ms" for layer, result in results.items()))
+            connections.close_all()
+            env = dict(os.environ)
+            results = {layer: run_layer(layer=layer, world=world, args=args, server_env=env)
+                       for layer in (LAYERS if args.layer == "both" else [args.layer])}
+            if len(results) > 1:
+                print("\n" + ", ".join(f"{layer}: p99 {result['p99']:.1f} ms" for layer, result in results.items()))
     except KeyboardInterrupt:
         print("interrupted")
         return 130
-    finally:
-        if "django.db" in sys.modules:
-            sys.modules["django.db"].connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        print(f"dropped {name}")
     return 0
 
 

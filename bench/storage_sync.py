@@ -16,7 +16,6 @@ Usage: python -m platform_core.embedded -- .venv/bin/python bench/storage_sync.p
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,14 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg import sql
+from throwaway import throwaway_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def with_database(url: str, name: str) -> str:
-    return urlsplit(url)._replace(path="/" + name).geturl()
 
 
 def free_port() -> int:
@@ -170,31 +165,13 @@ def main() -> int:
     args = parser.parse_args()
     if not args.database_url:
         parser.error("set DATABASE_URL or pass --database-url (or run under platform_core.embedded)")
-    name = f"scriptorium_bench_sync_{os.getpid()}"
-    admin_url = with_database(args.database_url, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        os.environ["DATABASE_URL"] = with_database(args.database_url, name)
-        os.environ["CELERY_BROKER_URL"] = "memory://localhost/"  # on-commit jobs (exports on submit) go nowhere
-        os.environ["DJANGO_SETTINGS_MODULE"] = "platform_core.settings"
-        os.environ.setdefault("LOG_LEVEL", "WARNING")
-        sys.path.insert(0, str(BASE_DIR))
-        import django
-
-        django.setup()
-        print(f"benchmark database {name}")
-        run(objects=args.objects, annotations=args.annotations, json_files=args.json_files)
+        with throwaway_database(database_url=args.database_url, what="sync") as name:
+            print(f"benchmark database {name}")
+            run(objects=args.objects, annotations=args.annotations, json_files=args.json_files)
     except KeyboardInterrupt:
         print("interrupted")
         return 130
-    finally:
-        if "django.db" in sys.modules:
-            sys.modules["django.db"].connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        print(f"dropped {name}")
     return 0
 
 
