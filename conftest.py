@@ -367,6 +367,23 @@ def in_org_a(world, query):
         return query()
 
 
+def in_worker(django_db_blocker, fn, *args, **kwargs):
+    """ORM work of a browser test, in a thread of its own (Playwright's sync API keeps an event loop
+    in the test's thread, where Django refuses ORM calls), closing its connection after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def work():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with django_db_blocker.unblock(), ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
+
+
 # --- real peers --------------------------------------------------------------------------------
 
 def _free_port() -> int:

@@ -8,12 +8,11 @@ calls.
 
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import PASSWORD
+from conftest import PASSWORD, in_worker
 
 pytestmark = pytest.mark.browser
 
@@ -31,18 +30,6 @@ class Scene:
     projects: dict = field(default_factory=dict)  # title -> project id
 
 
-def in_worker(django_db_blocker, fn, *args, **kwargs):
-    """Run ORM work in a thread of its own (no event loop there), closing its connection after."""
-    from django.db import connections
-
-    def work():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with django_db_blocker.unblock(), ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result()
 
 
 PEOPLE = [  # nickname, first, last, role

@@ -18,12 +18,11 @@ import json
 import re
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import PASSWORD, ocr_result
+from conftest import PASSWORD, in_worker, ocr_result
 
 pytestmark = pytest.mark.browser
 
@@ -47,18 +46,6 @@ class Project:
     task_ids: list
 
 
-def in_worker(django_db_blocker, fn, *args, **kwargs):
-    """Run ORM work in a thread of its own (no event loop there), closing its connection after."""
-    from django.db import connections
-
-    def work():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with django_db_blocker.unblock(), ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result()
 
 
 def _page_image(number: int) -> bytes:

@@ -11,12 +11,11 @@ import json
 import re
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
 
-from conftest import PASSWORD, _database_url_of, start_daphne
+from conftest import PASSWORD, _database_url_of, in_worker, start_daphne
 
 pytestmark = pytest.mark.browser
 
@@ -34,18 +33,6 @@ def _page_png() -> bytes:
     return stream.getvalue()
 
 
-def in_worker(django_db_blocker, fn, *args):
-    """ORM work in a thread of its own: Playwright keeps an event loop in the test's thread."""
-    from django.db import connections
-
-    def work():
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    with django_db_blocker.unblock(), ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result()
 
 
 @pytest.fixture(scope="module")
