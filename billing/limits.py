@@ -9,7 +9,8 @@ transaction that removes things; the reconcile job (billing.services.usage_recon
 from the tables whatever a path forgot.
 
 Call `take` late in the creating transaction (after validation, before commit): the lock
-serializes the organization's creations for the rest of it.
+serializes the organization's creations of that thing for the rest of it. Where the plan sets no
+limit, `take` takes no lock and keeps no counter (usage is then counted from the tables).
 """
 
 from __future__ import annotations
@@ -63,19 +64,30 @@ def take(*, organization_id: int, counted: str, count: int = 1) -> None:
     if count <= 0:
         return
     assert transaction.get_connection().in_atomic_block, "take() belongs inside the creating transaction"
+    row = billing_of(organization_id=organization_id)
+    if is_read_only(row):
+        raise ReadOnly()
+    if row.plan.limit_of(counted) is None:
+        # Nothing to hold: no lock, no counter (it would serialize every submit of a large
+        # organization on this row); usage is counted from the tables instead (selectors.usage_of),
+        # and the counter is recounted when a plan that limits it starts (services.plan_set).
+        return
     row = billing_locked(organization_id)
     if is_read_only(row):
         raise ReadOnly()
     limit = row.plan.limit_of(counted)
-    if limit is not None and getattr(row, counted) + count > limit:
+    if limit is None:
+        return  # the plan changed meanwhile
+    if getattr(row, counted) + count > limit:
         raise LimitReached(counted=counted, limit=limit, plan_title=row.plan.title)
     OrganizationBilling.objects.filter(pk=row.pk).update(**{counted: F(counted) + count})
 
 
 def give_back(*, organization_id: int, counted: str, count: int = 1) -> None:
     assert counted in COUNTED, counted
-    if count > 0:
-        OrganizationBilling.objects.filter(organization_id=organization_id).update(
+    if count > 0:  # a counter is kept only while the plan limits it (take)
+        limited = {f"plan__{counted}__isnull": False}
+        OrganizationBilling.objects.filter(organization_id=organization_id, **limited).update(
             **{counted: Greatest(F(counted) - count, 0)})
 
 

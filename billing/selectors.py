@@ -29,7 +29,6 @@ def billing_of(*, organization_id: int) -> OrganizationBilling:
     row = OrganizationBilling.objects.select_related("plan").filter(organization_id=organization_id).first()
     if row is not None:
         return row
-    from billing.services import usage_counted
     from tenants.models import Organization
 
     plan = signup_plan()
@@ -46,6 +45,35 @@ def billing_of(*, organization_id: int) -> OrganizationBilling:
         return OrganizationBilling.objects.select_related("plan").get(organization_id=organization_id)
 
 
+def usage_counted(*, organization) -> dict[str, int]:
+    """What the counters should say, from the tables (the organization's schema and the public one)."""
+    from django_tenants.utils import tenant_context
+
+    from accounts.models import INACTIVE_ROLES, Membership
+    from labeling.models import Annotation, Project
+    from storages.models import Storage
+
+    seats = Membership.objects.filter(organization=organization).exclude(role__in=INACTIVE_ROLES).count()
+    with tenant_context(organization):
+        storages = Storage.objects.values_list("direction", flat=True)
+        return {
+            "projects": Project.objects.count(), "seats": seats, "results": Annotation.objects.count(),
+            "import_storages": sum(1 for d in storages if d == Storage.Direction.IMPORT),
+            "export_storages": sum(1 for d in storages if d == Storage.Direction.EXPORT),
+        }
+
+
+def usage_of(row: OrganizationBilling, *, organization) -> dict[str, int]:
+    """Usage by counted thing: the counter where the plan limits it; counted from the tables where
+    it does not (billing.limits keeps no counter then)."""
+    usage = {counted: getattr(row, counted) for counted in COUNTED}
+    unlimited = [counted for counted in COUNTED if row.plan.limit_of(counted) is None]
+    if unlimited:
+        live = usage_counted(organization=organization)
+        usage.update({counted: live[counted] for counted in unlimited})
+    return usage
+
+
 def is_read_only(row: OrganizationBilling) -> bool:
     return (row.status == SubscriptionStatus.PAST_DUE and row.grace_ends_at is not None
             and row.grace_ends_at <= clock.now())
@@ -57,9 +85,11 @@ def trial_days_left(row: OrganizationBilling) -> int:
     return max(0, (row.trial_ends_at - clock.now()).days)
 
 
-def count_limit(row: OrganizationBilling, counted: str) -> dict:
-    """LS's CountLimit; a plan without a limit shows 0 as LS does, with `unlimited` beside it."""
-    count, limit = getattr(row, counted), row.plan.limit_of(counted)
+def count_limit(row: OrganizationBilling, counted: str, *, count: int | None = None) -> dict:
+    """LS's CountLimit; a plan without a limit shows 0 as LS does, with `unlimited` beside it.
+    `count`: the usage (usage_of); by default the counter, which is right for a limited one."""
+    count = getattr(row, counted) if count is None else count
+    limit = row.plan.limit_of(counted)
     return {"count": count, "limit": limit if limit is not None else 0, "reached": limit is not None and count >= limit,
             "unlimited": limit is None,
             "warning": limit is not None and limit > 0 and count >= WARNING_SHARE * limit}
@@ -68,7 +98,8 @@ def count_limit(row: OrganizationBilling, counted: str) -> dict:
 def billing_info(*, organization) -> dict:
     row = billing_of(organization_id=organization.pk)
     plan = row.plan
-    checks = {counted: count_limit(row, counted) for counted in COUNTED}
+    usage = usage_of(row, organization=organization)
+    checks = {counted: count_limit(row, counted, count=usage[counted]) for counted in COUNTED}
     users = checks.pop("seats")
     users["total"] = users["count"]
     expires = row.grace_ends_at if row.status == SubscriptionStatus.PAST_DUE else (

@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django_tenants.utils import tenant_context
 
-from billing.models import OrganizationBilling, Plan, SubscriptionStatus
-from billing.selectors import billing_of, fallback_plan
+from billing.models import COUNTED, OrganizationBilling, Plan, SubscriptionStatus
+from billing.selectors import billing_of, fallback_plan, usage_counted
 from platform_core import clock
 
 logger = logging.getLogger(__name__)
@@ -61,8 +60,16 @@ def plan_set(*, organization_id: int, plan: Plan, status: str = SubscriptionStat
     if current_period_end is not None:
         row.current_period_end = current_period_end
     _stripe_ids_set(row, customer=stripe_customer_id, subscription=stripe_subscription_id)
+    _recount(row)
     row.save()
     return row
+
+
+def _recount(row: OrganizationBilling) -> None:
+    """The counters from the tables: a new plan may limit what the old one left uncounted."""
+    for name, value in usage_counted(organization=row.organization).items():
+        setattr(row, name, value)
+    row.reconciled_at = clock.now()
 
 
 @transaction.atomic
@@ -105,6 +112,7 @@ def subscription_ended(*, organization_id: int) -> OrganizationBilling:
     row.plan, row.status = fallback_plan(), SubscriptionStatus.CANCELED
     row.grace_ends_at = row.trial_ends_at = None
     row.stripe_subscription_id = ""
+    _recount(row)
     row.save()
     return row
 
@@ -121,33 +129,15 @@ def trials_end() -> int:
 
 # --- usage ---------------------------------------------------------------------------------------
 
-def usage_counted(*, organization) -> dict[str, int]:
-    """What the counters should say, from the tables (the organization's schema and the public one)."""
-    from accounts.models import INACTIVE_ROLES, Membership
-    from labeling.models import Annotation, Project
-    from storages.models import Storage
-
-    seats = Membership.objects.filter(organization=organization).exclude(role__in=INACTIVE_ROLES).count()
-    with tenant_context(organization):
-        storages = Storage.objects.values_list("direction", flat=True)
-        return {
-            "projects": Project.objects.count(), "seats": seats, "results": Annotation.objects.count(),
-            "import_storages": sum(1 for d in storages if d == Storage.Direction.IMPORT),
-            "export_storages": sum(1 for d in storages if d == Storage.Direction.EXPORT),
-        }
-
-
 def usage_reconcile(*, organization) -> dict[str, tuple[int, int]]:
     """Set the counters to the tables' counts, under the row lock (no creation in between);
     returns what changed: {counted: (was, now)}."""
     with transaction.atomic():
         row = billing_locked(organization.pk)
-        counted = usage_counted(organization=organization)
-        changed = {name: (getattr(row, name), value) for name, value in counted.items() if getattr(row, name) != value}
-        for name, value in counted.items():
-            setattr(row, name, value)
-        row.reconciled_at = clock.now()
+        before = {name: getattr(row, name) for name in COUNTED}
+        _recount(row)
         row.save()
+        changed = {name: (was, getattr(row, name)) for name, was in before.items() if getattr(row, name) != was}
     if changed:
         logger.warning("billing: usage of organization %s reconciled: %s", organization.pk, changed)
     return changed
